@@ -1,0 +1,114 @@
+"""Low-level SQLite access: connecting, write transactions, error translation, migrations.
+
+Every write goes through :func:`write_tx` (``BEGIN IMMEDIATE`` … ``COMMIT``): one writer at a time,
+others wait up to ``config.BUSY_TIMEOUT_S`` and then get :class:`ProjectLockedError`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import config
+from .errors import ProjectError, ProjectLockedError
+from .schema import MIGRATIONS
+
+
+def connect(db_path: Path) -> sqlite3.Connection:
+    """Open ``db_path`` with WAL, foreign keys and a busy timeout; autocommit mode (explicit BEGIN)."""
+    try:
+        conn = sqlite3.connect(
+            str(db_path), timeout=config.BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA foreign_keys = ON")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        # FULL: a committed edit survives a crash of the app *and* of the machine.
+        conn.execute("PRAGMA synchronous = FULL")
+    except sqlite3.DatabaseError as exc:
+        raise translate(exc, db_path) from exc
+    if str(mode).lower() != "wal":
+        conn.close()
+        raise ProjectError(
+            f"{db_path}: could not switch the database to WAL mode (got {mode!r}); "
+            "the project folder may be on a network share or read-only medium — copy it to a local disk."
+        )
+    return conn
+
+
+def translate(exc: sqlite3.Error, db_path: Path) -> ProjectError:
+    """Turn an sqlite3 error into a ProjectError that says what to do."""
+    text = str(exc)
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        return ProjectLockedError(
+            f"{db_path}: the project is busy — another labeltool window or job is writing to it "
+            f"and did not finish within {config.BUSY_TIMEOUT_S:.0f} s. Wait for it to finish "
+            "(or close the other window) and try again."
+        )
+    if "full" in low:
+        return ProjectError(f"{db_path}: the disk is full ({text}). Free some space and retry; nothing was saved.")
+    if "not a database" in low or "malformed" in low:
+        return ProjectError(
+            f"{db_path}: the project database is damaged ({text}). Restore project.db from a backup "
+            "(project.db.bak-* files are kept beside it after upgrades)."
+        )
+    if "readonly" in low or "read-only" in low or "unable to open" in low:
+        return ProjectError(
+            f"{db_path}: cannot write the project database ({text}). Check that the folder exists "
+            "and is writable by your user."
+        )
+    return ProjectError(f"{db_path}: database error: {text}")
+
+
+@contextmanager
+def write_tx(conn: sqlite3.Connection, db_path: Path) -> Iterator[sqlite3.Connection]:
+    """One write transaction: commits on success, rolls back on any exception."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise translate(exc, db_path) from exc
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK")
+        raise translate(exc, db_path) from exc
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, db_path: Path, *, target: int | None = None) -> int:
+    """Upgrade the database to ``target`` (default: config.SCHEMA_VERSION); returns the old version.
+
+    A database from a newer labeltool raises ProjectError. Before upgrading an existing database
+    (version >= 1) it is copied to ``project.db.bak-v<old>``. All steps run in one transaction.
+    """
+    target = config.SCHEMA_VERSION if target is None else target
+    current = schema_version(conn)
+    if current > target:
+        raise ProjectError(
+            f"{db_path}: this project was written by a newer labeltool (schema {current}, this "
+            f"version understands up to {target}). Install the newer labeltool to open it."
+        )
+    if current == target:
+        return current
+    missing = [v for v in range(current, target) if v not in MIGRATIONS]
+    if missing:
+        raise ProjectError(f"{db_path}: no migration from schema version {missing[0]}; cannot upgrade.")
+    if current >= 1:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        shutil.copy2(db_path, db_path.with_name(f"{db_path.name}.bak-v{current}"))
+    with write_tx(conn, db_path):
+        for version in range(current, target):
+            MIGRATIONS[version](conn)
+        conn.execute(f"PRAGMA user_version = {int(target)}")
+    return current

@@ -1,0 +1,77 @@
+"""Rows of the project store as frozen dataclasses (the glossary's Image, Class, Box, Snapshot).
+
+Box coordinates: absolute pixel ``x1, y1, x2, y2`` floats of the displayed image
+(EXIF orientation applied), ``0 <= x1 < x2 <= width``, ``0 <= y1 < y2 <= height``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Class:
+    """A label class. ``position`` orders classes for display and export (class ids 0..n-1)."""
+
+    id: int
+    name: str
+    color: str  # '#rrggbb'
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image of the project. ``path`` is relative to the project folder ('/'-separated)."""
+
+    id: int
+    path: str
+    sha256: str
+    width: int
+    height: int
+    split: str | None  # 'train' / 'val' / 'test' / None (not assigned yet)
+    added_at: str
+    origin: str | None  # file name in the source it was imported from
+    labeled: bool  # annotated (boxes, or checked and found defect-free)
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A human label box: xyxy float pixels on image ``image_id`` with class ``class_id``."""
+
+    id: int
+    image_id: int
+    class_id: int
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An immutable copy of the label state (classes, images with splits, boxes) at one moment."""
+
+    id: int
+    created_at: str
+    note: str
+    content_hash: str
+    last_edit_id: int | None
+    n_images: int
+    n_boxes: int
+
+
+@dataclass(frozen=True, slots=True)
+class EditEntry:
+    """One row of the edit log: a user action and how many rows it changed."""
+
+    id: int
+    ts: str
+    user: str
+    action: str
+    state: str  # 'done' / 'undone' / 'dropped' (undone, then a new edit replaced the redo branch)
+    target_id: int | None
+    n_changes: int

@@ -1,0 +1,135 @@
+"""SQLite schema of ``project.db`` and its migrations.
+
+The schema version lives in ``PRAGMA user_version``. Opening a project runs every migration from
+the file's version up to :data:`config.SCHEMA_VERSION` in one transaction, after copying the
+database to ``project.db.bak-v<old>``; a failing migration leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+# Version 1: the initial schema. Box coordinates are xyxy float pixels of the displayed image.
+SCHEMA_V1 = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE classes (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    name     TEXT NOT NULL UNIQUE CHECK (length(trim(name)) > 0),
+    color    TEXT NOT NULL,               -- '#rrggbb'
+    position INTEGER NOT NULL             -- display / export order
+);
+CREATE TABLE images (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    path     TEXT NOT NULL UNIQUE,        -- relative to the project folder, '/'-separated
+    sha256   TEXT NOT NULL,               -- content hash of the file
+    width    INTEGER NOT NULL CHECK (width > 0),
+    height   INTEGER NOT NULL CHECK (height > 0),
+    split    TEXT CHECK (split IN ('train', 'val', 'test')),
+    labeled  INTEGER NOT NULL DEFAULT 0 CHECK (labeled IN (0, 1)),  -- annotated (even if without boxes)
+    added_at TEXT NOT NULL,
+    origin   TEXT                         -- where it was imported from (file name in the source)
+);
+CREATE INDEX images_sha256 ON images (sha256);
+CREATE TABLE boxes (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id INTEGER NOT NULL REFERENCES images (id),
+    class_id INTEGER NOT NULL REFERENCES classes (id),
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    CHECK (x1 >= 0 AND y1 >= 0 AND x1 < x2 AND y1 < y2)
+);
+CREATE INDEX boxes_image ON boxes (image_id);
+CREATE INDEX boxes_class ON boxes (class_id);
+
+-- The edit log: one row per user action (one transaction), its changes below it.
+CREATE TABLE edits (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts        TEXT NOT NULL,
+    user      TEXT NOT NULL,
+    action    TEXT NOT NULL,              -- 'add box', 'import', 'undo', ...
+    state     TEXT NOT NULL DEFAULT 'done' CHECK (state IN ('done', 'undone', 'dropped')),
+    target_id INTEGER REFERENCES edits (id)  -- for 'undo' / 'redo' rows: the edit they undid / redid
+);
+CREATE TABLE edit_changes (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    edit_id   INTEGER NOT NULL REFERENCES edits (id),
+    entity    TEXT NOT NULL CHECK (entity IN ('boxes', 'classes', 'images')),
+    entity_id INTEGER NOT NULL,
+    before    TEXT,                       -- JSON object of the row's columns, NULL when created
+    after     TEXT                        -- JSON object of the row's columns, NULL when deleted
+);
+CREATE INDEX edit_changes_edit ON edit_changes (edit_id);
+
+-- Immutable label snapshots: a training run records the snapshot it used.
+CREATE TABLE snapshots (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at   TEXT NOT NULL,
+    note         TEXT NOT NULL DEFAULT '',
+    content_hash TEXT NOT NULL,
+    last_edit_id INTEGER,
+    n_images     INTEGER NOT NULL,
+    n_boxes      INTEGER NOT NULL
+);
+CREATE TABLE snapshot_classes (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
+    class_id    INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    position    INTEGER NOT NULL
+);
+CREATE TABLE snapshot_images (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
+    image_id    INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    split       TEXT,
+    labeled     INTEGER NOT NULL
+);
+CREATE TABLE snapshot_boxes (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
+    image_id    INTEGER NOT NULL,
+    class_id    INTEGER NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL
+);
+CREATE INDEX snapshot_boxes_snapshot ON snapshot_boxes (snapshot_id, image_id);
+CREATE INDEX snapshot_images_snapshot ON snapshot_images (snapshot_id);
+""" + "".join(
+    f"""
+CREATE TRIGGER {table}_immutable_{op.lower()} BEFORE {op} ON {table}
+BEGIN SELECT RAISE(ABORT, 'label snapshots are immutable'); END;
+"""
+    for table in ("snapshots", "snapshot_classes", "snapshot_images", "snapshot_boxes")
+    for op in ("UPDATE", "DELETE")
+)
+
+Migration = Callable[[sqlite3.Connection], None]
+
+# MIGRATIONS[v] upgrades a database from version v to v + 1. Version 0 is an empty file.
+MIGRATIONS: dict[int, Migration] = {
+    0: lambda conn: _run_script(conn, SCHEMA_V1),
+}
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run a multi-statement DDL script inside the caller's open transaction.
+
+    ``executescript`` would COMMIT first, so statements are executed one by one instead.
+    """
+    for statement in _split_sql(script):
+        conn.execute(statement)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a script into complete statements (``sqlite3.complete_statement`` handles triggers)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements

@@ -1,0 +1,27 @@
+"""Long-running work as generators that yield :class:`Progress` and return a result.
+
+The CLI drives a job in-process (:func:`drive`); the GUI (later) runs the same job function in a
+spawned child process. Job functions take only picklable arguments (paths, numbers, strings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import TypeVar
+
+from labeltool.core.progress import Progress
+
+T = TypeVar("T")
+Job = Generator[Progress, None, T]
+
+__all__ = ["Job", "Progress", "drive"]
+
+
+def drive(job: Generator[Progress, None, T], on_progress: Callable[[Progress], None]) -> T:
+    """Run ``job`` to completion in this process, passing each event to ``on_progress``."""
+    while True:
+        try:
+            event = next(job)
+        except StopIteration as stop:
+            return stop.value
+        on_progress(event)

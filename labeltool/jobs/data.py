@@ -1,0 +1,47 @@
+"""Data jobs: import into a project (with a report written to the project's ``logs/``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from labeltool.core import formats
+from labeltool.core.ingest import ImportSummary, LinkMode, import_labelset
+from labeltool.core.progress import Progress
+from labeltool.core.store import Project, now_iso
+
+from . import Job
+
+
+def import_job(
+    project_dir: Path, source: Path, *, fmt: str | None = None, strict: bool = False, mode: LinkMode = "copy"
+) -> Job[ImportSummary]:
+    """Import ``source`` into the project at ``project_dir``; writes a full report to ``logs/``."""
+    with Project.open(project_dir) as project:  # first: a wrong project path fails before a long read
+        yield Progress("read", 0, 0, f"reading {source}")
+        labels, report, _ = formats.read_source(Path(source), fmt=fmt)
+        summary = yield from import_labelset(project, labels, report=report, mode=mode, strict=strict)
+        log_dir = project.root / "logs"
+        log_dir.mkdir(exist_ok=True)
+        log = log_dir / f"import-{now_iso().replace(':', '-')}.json"
+        log.write_text(json.dumps(summary_dict(summary, source=source), indent=2))
+    return summary
+
+
+def summary_dict(summary: ImportSummary, *, source: Path | None = None) -> dict[str, Any]:
+    return {
+        "source": None if source is None else str(source),
+        "images_added": summary.images_added,
+        "images_labeled_existing": summary.images_labeled_existing,
+        "images_skipped": summary.images_skipped,
+        "boxes_added": summary.boxes_added,
+        "boxes_skipped": summary.boxes_skipped,
+        "classes_added": summary.classes_added,
+        "errors": [_entry(e) for e in summary.report.errors],
+        "warnings": [_entry(e) for e in summary.report.warnings],
+    }
+
+
+def _entry(e: Any) -> dict[str, str]:
+    return {"severity": e.severity, "file": e.file, "field": e.field, "message": e.message}

@@ -1,0 +1,29 @@
+"""Repository-wide test setup: headless Qt, shared-data location, small helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def shared_dataset(name: str) -> Path:
+    """Path of ``../shared/data/<name>``; skips the test when absent, or fails when
+    ``LABELTOOL_REQUIRE_SHARED=1`` (set by ``.ci/run``, so CI never silently skips it)."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        if os.environ.get("LABELTOOL_REQUIRE_SHARED") == "1":
+            pytest.fail(f"{path} is missing but LABELTOOL_REQUIRE_SHARED=1 (CI must have ../shared/data)")
+        pytest.skip(f"{path} not found: the shared DeepPCB sample exists only beside the development checkout")
+    return path
+
+
+@pytest.fixture
+def deeppcb() -> Path:
+    return shared_dataset("deeppcb")
