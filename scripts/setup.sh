@@ -24,7 +24,9 @@ stamp=.venv/.labeltool-install-stamp
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "installing labeltool and its dependencies into .venv (first time: ~5.5 GB, a few minutes)" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+  # (this machine's pip config lists local index folders that may be absent; hide those warnings only)
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' \
+    2> >(grep -v "^WARNING: Location 'file://" >&2)
   # The pinned pair must have won over any machine-local CPU-only torch wheel.
   .venv/bin/python -c 'import torchvision, torch; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)'
   echo "$want" > "$stamp"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Project store -------------------------------------------------------------------------------
-SCHEMA_VERSION = 1  # bump together with a migration in core/schema.py
+SCHEMA_VERSION = 2  # bump together with a migration in core/schema.py
 DB_FILENAME = "project.db"
 IMAGES_DIRNAME = "images"
 BUSY_TIMEOUT_S = 10.0  # how long a writer waits for another writer before ProjectLockedError
@@ -53,3 +53,17 @@ NOISE_SHIFT_SCALE_UP = (1.4, 1.8)
 NOISE_SHIFT_MAX_IOU = 0.5  # a shifted box must overlap its clean box less than this ("badly located")
 NOISE_SPURIOUS_SCALE = (0.8, 1.25)  # spurious box sides = a random clean box's sides times this
 NOISE_MAX_TRIES = 200  # random attempts per shifted/spurious box before giving up on that box/image
+
+# Models --------------------------------------------------------------------------------------
+# ml/presets.py holds the per-preset numbers (backbone, image size, anchors, thresholds); these
+# are the few constants shared by ml/model.py, ml/weights.py and ml/checkpoint.py.
+MODELS_DIRNAME = "models"  # offline pretrained backbone files: <models dir>/<timm backbone name>.safetensors
+MODELS_DIR_ENV = "LABELTOOL_MODELS_DIR"  # overrides the models folder (shared drive, frozen app)
+WEIGHTS_EXTENSIONS = (".safetensors", ".pth", ".pt", ".bin")  # accepted backbone weight files
+# A weights file may lack this many of the backbone's tensors (e.g. a head conv that the detector
+# does not use) before it is rejected as a file of another backbone; more fails loudly.
+WEIGHTS_MAX_MISSING_KEYS = 4
+GROUPNORM_GROUPS = 16  # GroupNorm groups in the detection head; fpn_channels must be a multiple
+CHECKPOINT_VERSION = 1  # bump when the run checkpoint layout (model.safetensors + config.json) changes
+CHECKPOINT_WEIGHTS_FILENAME = "model.safetensors"
+CHECKPOINT_CONFIG_FILENAME = "config.json"

@@ -22,6 +22,8 @@ ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     "boxes": ("image_id", "class_id", "x1", "y1", "x2", "y2"),
     "classes": ("name", "color", "position"),
     "images": ("path", "sha256", "width", "height", "split", "added_at", "origin", "labeled"),
+    # model boxes are written in bulk by prediction jobs; only their review status is an edit
+    "predictions": ("status",),
 }
 UNDO_ACTIONS = ("undo", "redo")
 Row = dict[str, Any]

@@ -38,3 +38,7 @@ class ExportError(LabeltoolError):
 
 class EditError(LabeltoolError):
     """An edit refers to a box/class/image that does not exist or carries invalid values."""
+
+
+class ModelError(LabeltoolError):
+    """A model, preset, weights file or checkpoint cannot be built or loaded."""

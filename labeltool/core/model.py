@@ -7,6 +7,7 @@ Box coordinates: absolute pixel ``x1, y1, x2, y2`` floats of the displayed image
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +76,38 @@ class EditEntry:
     state: str  # 'done' / 'undone' / 'dropped' (undone, then a new edit replaced the redo branch)
     target_id: int | None
     n_changes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A finished training run: the model in ``path`` (relative to the project) and what it saw."""
+
+    id: int
+    created_at: str
+    finished_at: str
+    snapshot_id: int
+    previous_id: int | None  # the current model when this run started (for before/after tables)
+    preset: str
+    path: str
+    metrics: dict[str, Any]  # final validation metrics (EvalResult.to_dict() plus training figures)
+    config: dict[str, Any]  # preset, hyperparameters, weights source, compute estimate
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """A model box: xyxy float pixels with the score of run ``run_id``; never a human label itself."""
+
+    id: int
+    run_id: int
+    image_id: int
+    class_id: int
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    score: float
+    status: str  # 'open' / 'accepted' (turned into a human box) / 'rejected'
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)

@@ -56,7 +56,7 @@ CREATE TABLE edits (
 CREATE TABLE edit_changes (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,
     edit_id   INTEGER NOT NULL REFERENCES edits (id),
-    entity    TEXT NOT NULL CHECK (entity IN ('boxes', 'classes', 'images')),
+    entity    TEXT NOT NULL,              -- table name; the editable ones are listed in core/edits.py
     entity_id INTEGER NOT NULL,
     before    TEXT,                       -- JSON object of the row's columns, NULL when created
     after     TEXT                        -- JSON object of the row's columns, NULL when deleted
@@ -82,6 +82,7 @@ CREATE TABLE snapshot_classes (
 CREATE TABLE snapshot_images (
     snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
     image_id    INTEGER NOT NULL,
+    path        TEXT NOT NULL,
     sha256      TEXT NOT NULL,
     split       TEXT,
     labeled     INTEGER NOT NULL
@@ -103,11 +104,39 @@ BEGIN SELECT RAISE(ABORT, 'label snapshots are immutable'); END;
     for op in ("UPDATE", "DELETE")
 )
 
+# Version 2: training runs and model predictions (model boxes, kept apart from human boxes).
+SCHEMA_V2 = """
+CREATE TABLE runs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at    TEXT NOT NULL,
+    finished_at   TEXT NOT NULL,
+    snapshot_id   INTEGER NOT NULL REFERENCES snapshots (id),
+    previous_id   INTEGER REFERENCES runs (id),   -- the current model when this run started
+    preset        TEXT NOT NULL,
+    path          TEXT NOT NULL,                  -- runs/<id>, relative to the project
+    metrics       TEXT NOT NULL,                  -- JSON: final validation metrics
+    config        TEXT NOT NULL                   -- JSON: preset, hyperparameters, weights source
+);
+CREATE TABLE predictions (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id     INTEGER NOT NULL REFERENCES runs (id),
+    image_id   INTEGER NOT NULL REFERENCES images (id),
+    class_id   INTEGER NOT NULL REFERENCES classes (id),
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    score      REAL NOT NULL,
+    status     TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'accepted', 'rejected')),
+    created_at TEXT NOT NULL
+);
+CREATE INDEX predictions_image ON predictions (image_id, run_id);
+CREATE INDEX predictions_run ON predictions (run_id);
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # MIGRATIONS[v] upgrades a database from version v to v + 1. Version 0 is an empty file.
 MIGRATIONS: dict[int, Migration] = {
     0: lambda conn: _run_script(conn, SCHEMA_V1),
+    1: lambda conn: _run_script(conn, SCHEMA_V2),
 }
 
 

@@ -50,8 +50,8 @@ def create_snapshot(conn: sqlite3.Connection, *, ts: str, note: str) -> int:
         (sid,),
     )
     conn.execute(
-        "INSERT INTO snapshot_images (snapshot_id, image_id, sha256, split, labeled) "
-        "SELECT ?, id, sha256, split, labeled FROM images",
+        "INSERT INTO snapshot_images (snapshot_id, image_id, path, sha256, split, labeled) "
+        "SELECT ?, id, path, sha256, split, labeled FROM images",
         (sid,),
     )
     conn.execute(

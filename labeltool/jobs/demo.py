@@ -45,8 +45,15 @@ def demo_data_job(dest: Path, *, n_images: int = 200, noise: float = 0.1, seed: 
     }
 
 
-def demo_job(root: Path, *, n_images: int = 200, noise: float = 0.1, seed: int = 0) -> Job[dict[str, Any]]:
-    """The README's main job (for now): demo data → new project → import. Returns paths.
+DEMO_TRAIN_MINUTES = 4.0  # "trained briefly": long enough to learn something on 2 CPU cores
+
+
+def demo_job(
+    root: Path, *, n_images: int = 200, noise: float = 0.1, seed: int = 0, train_minutes: float = DEMO_TRAIN_MINUTES
+) -> Job[dict[str, Any]]:
+    """The README's main job (for now): demo data → new project → import → train → evaluate.
+
+    ``train_minutes=0`` skips training. Returns paths and, when trained, the training result.
 
     ``root`` gets ``dataset/`` and ``project/``. A folder made by an earlier demo run is replaced;
     any other non-empty folder is refused.
@@ -61,4 +68,9 @@ def demo_job(root: Path, *, n_images: int = 200, noise: float = 0.1, seed: int =
     data = yield from demo_data_job(root / "dataset", n_images=n_images, noise=noise, seed=seed)
     Project.create(root / "project").close()
     summary = yield from import_job(root / "project", root / "dataset" / "annotations.json", fmt="coco")
-    return {**data, "dataset": data["dest"], "project": str(root / "project"), "imported": summary.images_added}
+    out = {**data, "dataset": data["dest"], "project": str(root / "project"), "imported": summary.images_added}
+    if train_minutes > 0:
+        from .model import train_job
+
+        out["train"] = yield from train_job(root / "project", minutes=train_minutes, seed=seed)
+    return out

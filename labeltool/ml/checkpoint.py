@@ -1,0 +1,156 @@
+"""Trained-model checkpoints of a Run: ``model.safetensors`` + ``config.json``; nothing is unpickled.
+
+Layout of ``runs/<id>/``::
+
+    model.safetensors   every tensor of model.state_dict() (RetinaNet: backbone, FPN, head)
+    config.json         {"checkpoint_version": 1, "preset": {...}, "class_names": [...],
+                         "num_classes": N, "image_size": S, ...extra}
+
+The config alone rebuilds the network (``build_model``, no pretrained weights needed); the
+safetensors file then fills every tensor (strict). Both files are written atomically; the config is
+written last, so a run folder with a config.json has a complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import safetensors
+import safetensors.torch
+import torch
+from torchvision.models.detection import RetinaNet
+
+from labeltool.core.config import CHECKPOINT_CONFIG_FILENAME, CHECKPOINT_VERSION, CHECKPOINT_WEIGHTS_FILENAME
+from labeltool.core.errors import ModelError
+from labeltool.ml.model import build_model
+from labeltool.ml.presets import Preset
+
+__all__ = ["CHECKPOINT_VERSION", "load_checkpoint", "save_checkpoint"]
+
+_RESERVED = ("checkpoint_version", "preset", "class_names", "num_classes", "image_size")
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then ``os.replace`` it onto ``path``; the tmp file is removed on failure."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_checkpoint(
+    model: RetinaNet,
+    run_dir: Path,
+    *,
+    preset: Preset,
+    class_names: Sequence[str],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write ``run_dir/model.safetensors`` and ``run_dir/config.json`` (see module docstring).
+
+    ``class_names[i]`` is the name of model label ``i``; its length must equal the model's class
+    count. ``extra`` adds JSON-serializable keys to config.json (not the reserved ones).
+    """
+    if not isinstance(preset, Preset):
+        raise TypeError(f"preset must be a Preset, got {type(preset).__name__}")
+    if isinstance(class_names, str) or not all(isinstance(c, str) and c for c in class_names):
+        raise ValueError(f"class_names must be a sequence of non-empty strings, got {class_names!r}")
+    num_classes = model.head.classification_head.num_classes
+    if len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class_names for a model with {num_classes} classes: {list(class_names)}")
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(_RESERVED))
+    if clash:
+        raise ValueError(f"extra must not set the reserved config keys {clash}")
+    config = {
+        "checkpoint_version": CHECKPOINT_VERSION,
+        "preset": preset.to_dict(),
+        "class_names": list(class_names),
+        "num_classes": num_classes,
+        "image_size": int(model.transform.min_size[0]),  # the network input side (min_size == max_size)
+        **extra,
+    }
+    try:
+        text = json.dumps(config, indent=2, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"extra is not JSON-serializable: {exc}") from exc
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(
+            run_dir / CHECKPOINT_WEIGHTS_FILENAME,
+            lambda tmp: safetensors.torch.save_file(tensors, str(tmp), metadata={"format": "pt"}),
+        )
+        _atomic_write(run_dir / CHECKPOINT_CONFIG_FILENAME, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    except OSError as exc:
+        raise ModelError(f"cannot write the checkpoint to {run_dir}: {exc}. Check free disk space and permissions.") from exc
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelError(f"{path} is missing: this run has no complete checkpoint; train it again.")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path} cannot be read as JSON ({exc}); the checkpoint is damaged, train again.") from exc
+    if not isinstance(config, dict):
+        raise ModelError(f"{path} is not a JSON object; the checkpoint is damaged, train again.")
+    version = config.get("checkpoint_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelError(f"{path} has no valid checkpoint_version ({version!r}); the checkpoint is damaged.")
+    if version > CHECKPOINT_VERSION:
+        raise ModelError(
+            f"{path} is checkpoint version {version}, newer than this labeltool reads ({CHECKPOINT_VERSION}); "
+            "update labeltool to open it."
+        )
+    return config
+
+
+def load_checkpoint(run_dir: Path, *, device: str = "cpu") -> tuple[RetinaNet, dict[str, Any]]:
+    """Rebuild the run's model from config.json, fill it from model.safetensors (strict), ``eval()``.
+
+    Returns ``(model on device, config dict)``. ``ModelError`` for a missing file, bad JSON, a newer
+    ``checkpoint_version``, a config that cannot build a model, or tensors that do not fit it.
+    """
+    try:
+        target = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"bad device {device!r}: {exc}") from exc
+    run_dir = Path(run_dir)
+    config_path = run_dir / CHECKPOINT_CONFIG_FILENAME
+    weights_path = run_dir / CHECKPOINT_WEIGHTS_FILENAME
+    config = _read_config(config_path)
+    if not weights_path.is_file():
+        raise ModelError(f"{weights_path} is missing: this run has no complete checkpoint; train it again.")
+    try:
+        preset = Preset.from_dict(config["preset"])
+        class_names = config["class_names"]
+        num_classes = config["num_classes"]
+        if not isinstance(class_names, list) or len(class_names) != num_classes:
+            raise ValueError(f"class_names {class_names!r} do not match num_classes {num_classes!r}")
+        model = build_model(preset, num_classes=num_classes, image_size=config["image_size"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{config_path} does not describe a model ({exc}); the checkpoint is damaged.") from exc
+    try:
+        state = safetensors.torch.load_file(str(weights_path), device="cpu")
+    except (OSError, safetensors.SafetensorError) as exc:
+        raise ModelError(f"{weights_path} cannot be read ({exc}); the checkpoint is damaged, train again.") from exc
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(
+            f"{weights_path} does not fit the model described by {config_path} ({exc}); "
+            "the two files come from different runs or are damaged."
+        ) from exc
+    model.to(target)
+    model.eval()
+    return model, config

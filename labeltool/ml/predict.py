@@ -1,0 +1,74 @@
+"""Running a detector over samples: device choice, batched inference, mapping back to image pixels."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .data import DetectionDataset, Sample, collate, unletterbox_boxes
+
+Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes float32[N,4] xyxy px, scores float32[N], labels int64[N]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' → CUDA when available, else CPU; 'cpu' / 'cuda' / 'cuda:N' as given (checked)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
+    return dev
+
+
+def use_all_cores() -> int:
+    """Let torch use every core of this machine (CPU training/inference); returns the thread count."""
+    n = os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+@torch.inference_mode()
+def predict_dataset(
+    model: torch.nn.Module,
+    dataset: DetectionDataset,
+    *,
+    batch_size: int = 8,
+    device: torch.device | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> list[Detections]:
+    """Detections for every sample of ``dataset`` (no augmentation), in original image pixels.
+
+    ``model`` is put in eval mode. ``on_batch(done, total)`` is called after each batch.
+    """
+    device = device or next(model.parameters()).device
+    model.eval()
+    out: list[Detections] = []
+    n = len(dataset)
+    for start in range(0, n, batch_size):
+        images, _, metas = collate([dataset[i] for i in range(start, min(n, start + batch_size))])
+        batch = [img.to(device) for img in images]
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            results = model(batch)
+        for res, meta in zip(results, metas, strict=True):
+            boxes = res["boxes"].float().cpu().numpy()
+            out.append(
+                (
+                    unletterbox_boxes(boxes, sx=meta["sx"], sy=meta["sy"], width=meta["width"], height=meta["height"]),
+                    res["scores"].float().cpu().numpy().astype(np.float32),
+                    res["labels"].cpu().numpy().astype(np.int64),
+                )
+            )
+        if on_batch is not None:
+            on_batch(min(n, start + batch_size), n)
+    return out
+
+
+def predict_samples(
+    model: torch.nn.Module, samples: Sequence[Sample], *, size: int, batch_size: int = 8,
+    device: torch.device | None = None,
+) -> list[Detections]:
+    """Convenience: :func:`predict_dataset` over a fresh, un-augmented dataset of ``samples``."""
+    return predict_dataset(model, DetectionDataset(samples, size=size), batch_size=batch_size, device=device)

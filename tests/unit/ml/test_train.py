@@ -1,0 +1,97 @@
+"""The training job on tiny generated data: it learns, over-fits, records, compares, cancels cleanly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labeltool.core.runs import current_run, list_runs
+from labeltool.core.store import Project
+from labeltool.jobs import drive
+from labeltool.jobs.data import import_job
+from labeltool.jobs.demo import demo_data_job
+from labeltool.ml.train import TrainOptions, lr_at, train
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_project(tmp_path: Path, *, n: int, size: int = 64, seed: int = 0) -> Path:
+    drive(demo_data_job(tmp_path / "data", n_images=n, noise=0.0, seed=seed, size=size), lambda p: None)
+    Project.create(tmp_path / "p").close()
+    drive(import_job(tmp_path / "p", tmp_path / "data" / "annotations.json"), lambda p: None)
+    return tmp_path / "p"
+
+
+def run(project: Path, **kw: object) -> dict:
+    events: list = []
+    result = drive(train(project, TrainOptions(**kw)), events.append)
+    result["_events"] = events
+    return result
+
+
+def test_lr_schedule_warms_up_then_decays() -> None:
+    assert lr_at(step=0, frac=0.0, peak=1.0, warmup_steps=10) == pytest.approx(0.1)
+    assert lr_at(step=9, frac=0.0, peak=1.0, warmup_steps=10) == pytest.approx(1.0)
+    assert lr_at(step=10, frac=0.0, peak=1.0, warmup_steps=10) == pytest.approx(1.0)
+    assert lr_at(step=50, frac=0.5, peak=1.0, warmup_steps=10) == pytest.approx(0.505)
+    assert lr_at(step=99, frac=1.0, peak=1.0, warmup_steps=10) == pytest.approx(0.01)
+
+
+def test_loss_falls_and_run_is_recorded(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path, n=12)
+    result = run(project, epochs=6, image_size=64, batch_size=4, patience=100)
+    losses = [h["loss"] for h in result["history"]]
+    assert len(losses) == 6 and losses[-1] < 0.7 * losses[0], losses
+    weights_events = [e for e in result["_events"] if e.stage == "model"]
+    assert weights_events and weights_events[0].metrics["weights"] == "random"  # loud warning offline
+    run_dir = Path(result["run_dir"])
+    assert {p.name for p in run_dir.iterdir()} >= {"model.safetensors", "config.json", "metrics.json"}
+    with Project.open(project) as p:
+        cur = current_run(p)
+        assert cur is not None and cur.id == result["run_id"]
+        assert cur.snapshot_id > 0
+        assert cur.config["train_flops_estimate"] > 0 and cur.config["epochs_done"] == 6
+        assert p.snapshot(cur.snapshot_id).n_images == 12
+
+
+def test_tiny_model_overfits_four_images(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path, n=4, size=96, seed=1)
+    with Project.open(project) as p:
+        p.set_split([im.id for im in p.images()], "train")  # validate on the training images
+    result = run(project, epochs=100, image_size=96, batch_size=4, augment=False, lr=3e-3, patience=100)
+    assert result["map50"] >= 0.9, result["history"][-5:]
+    assert "validating on the training images" in " ".join(result["notes"])
+
+
+def test_second_run_is_compared_with_the_first_on_the_same_images(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path, n=10)
+    first = run(project, epochs=1, image_size=64, batch_size=4)
+    second = run(project, epochs=1, image_size=64, batch_size=4, seed=1)
+    assert second["previous_run_id"] == first["run_id"]
+    assert second["previous"] is not None and second["previous"]["map50"] == pytest.approx(first["map50"])
+    assert {d["name"] for d in second["delta"]} == {"scratch", "dent", "crack", "stain", "chip"}
+    with Project.open(project) as p:
+        assert [r.id for r in list_runs(p)] == [first["run_id"], second["run_id"]]
+
+
+def test_cancel_leaves_no_run_behind(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path, n=8)
+    job = train(project, TrainOptions(epochs=50, image_size=64, batch_size=2))
+    for event in job:
+        if event.stage == "train" and event.metrics["step"] >= 2:
+            break
+    job.close()  # what Cancel does
+    assert [p.name for p in (project / "runs").iterdir()] == []
+    with Project.open(project) as p:
+        assert list_runs(p) == [] and current_run(p) is None
+
+
+def test_no_labels_is_a_clear_error(tmp_path: Path) -> None:
+    from labeltool.core.errors import LabeltoolError
+
+    Project.create(tmp_path / "p").close()
+    with Project.open(tmp_path / "p") as p:
+        p.add_class("scratch")
+    with pytest.raises(LabeltoolError, match="no labeled training images"):
+        run(tmp_path / "p", epochs=1)
