@@ -106,10 +106,11 @@ def cmd_map(args: argparse.Namespace) -> dict[str, Any]:
         project = make_project(Path(tmp), args.dataset, n_images=args.images)
         t = time.perf_counter()
         result = drive(train(project, TrainOptions(preset=args.preset, minutes=args.minutes, seed=args.seed,
-                                                    patience=1000)), lambda p: None)
+                                                    patience=1000, lr=args.lr)), lambda p: None)
         wall = time.perf_counter() - t
     return {
         "benchmark": "train_map", "dataset": args.dataset, "preset": args.preset, "minutes": args.minutes,
+        "lr": args.lr,
         "threads": threads, "weights": result["weights"]["kind"], "n_train": result["n_train"],
         "n_val": result["n_val"], "epochs": result["epochs_done"], "val_map50": round(result["map50"], 4),
         "val_map50_95": round(result["map50_95"], 4), "images_per_s": result["images_per_s"],
@@ -132,6 +133,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=300)
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
     args = parser.parse_args()
     out = cmd_throughput(args) if args.cmd == "throughput" else cmd_map(args)
     print(json.dumps(out, indent=2))

@@ -6,7 +6,6 @@ others wait up to ``config.BUSY_TIMEOUT_S`` and then get :class:`ProjectLockedEr
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,14 +71,23 @@ def write_tx(conn: sqlite3.Connection, db_path: Path) -> Iterator[sqlite3.Connec
         raise translate(exc, db_path) from exc
     try:
         yield conn
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        raise translate(exc, db_path) from exc
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     try:
         conn.execute("COMMIT")
     except sqlite3.Error as exc:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise translate(exc, db_path) from exc
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is still open (SQLite ends it itself after e.g. a full disk)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -104,9 +112,12 @@ def migrate(conn: sqlite3.Connection, db_path: Path, *, target: int | None = Non
     missing = [v for v in range(current, target) if v not in MIGRATIONS]
     if missing:
         raise ProjectError(f"{db_path}: no migration from schema version {missing[0]}; cannot upgrade.")
-    if current >= 1:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        shutil.copy2(db_path, db_path.with_name(f"{db_path.name}.bak-v{current}"))
+    if current >= 1:  # a consistent copy, WAL content included (sqlite3's online backup)
+        backup = sqlite3.connect(str(db_path.with_name(f"{db_path.name}.bak-v{current}")))
+        try:
+            conn.backup(backup)
+        finally:
+            backup.close()
     with write_tx(conn, db_path):
         for version in range(current, target):
             MIGRATIONS[version](conn)

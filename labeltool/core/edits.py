@@ -24,8 +24,18 @@ ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     "images": ("path", "sha256", "width", "height", "split", "added_at", "origin", "labeled"),
     # model boxes are written in bulk by prediction jobs; only their review status is an edit
     "predictions": ("status",),
+    # issues are written in bulk by an analysis (core/issues.py); only their review status is an edit
+    "issues": ("status",),
 }
 UNDO_ACTIONS = ("undo", "redo")
+# Rows derived from an image or class by a model or an analysis (recreated by predicting/analysing
+# again). Deleting the image/class deletes them too, unlogged; undoing the delete does not bring
+# them back.
+DERIVED_ENTITIES = ("predictions", "issues")
+DERIVED_ROWS = {
+    "images": (("predictions", "image_id"), ("issues", "image_id")),
+    "classes": (("predictions", "class_id"), ("issues", "class_id")),
+}
 Row = dict[str, Any]
 
 
@@ -44,6 +54,8 @@ def _apply(conn: sqlite3.Connection, entity: str, entity_id: int, before: Row | 
             (entity_id, *(after[c] for c in cols)),
         )
     elif before is not None and after is None:
+        for table, column in DERIVED_ROWS.get(entity, ()):
+            conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (entity_id,))
         conn.execute(f"DELETE FROM {entity} WHERE id = ?", (entity_id,))
     elif before is not None and after is not None:
         changed = [c for c in cols if after[c] != before[c]]
@@ -212,6 +224,8 @@ def replay(conn: sqlite3.Connection, *, target_id: int, into: Edit, backwards: b
         if backwards:
             before, after = after, before
         current = read_row(conn, entity, entity_id)
+        if current is None and before is not None and entity in DERIVED_ENTITIES:
+            continue  # a model box / issue removed with its image or class: nothing left to revert
         if current != before:
             raise EditError(
                 f"cannot {'undo' if backwards else 'redo'} edit {target_id}: {entity} row {entity_id} "

@@ -56,10 +56,11 @@ def _unique_dest(rel: PurePosixPath, taken: set[str], root: Path) -> str:
     """``images/<rel>``, with ``_2``, ``_3`` … appended to the stem when that name is taken."""
     candidate = f"{config.IMAGES_DIRNAME}/{rel.as_posix()}"
     n = 1
-    while candidate in taken or (root / candidate).exists():
+    # case-insensitive: on Windows/macOS "A.png" and "a.png" are the same file
+    while candidate.casefold() in taken or (root / candidate).exists():
         n += 1
         candidate = f"{config.IMAGES_DIRNAME}/{rel.with_name(f'{rel.stem}_{n}{rel.suffix}').as_posix()}"
-    taken.add(candidate)
+    taken.add(candidate.casefold())
     return candidate
 
 
@@ -84,7 +85,7 @@ def import_labelset(
     yield Progress("check", 0, total, "checking images")
 
     conn = project.connection
-    taken = {row[0] for row in conn.execute("SELECT path FROM images")}
+    taken = {row[0].casefold() for row in conn.execute("SELECT path FROM images")}
     labeled_ids = {row[0] for row in conn.execute("SELECT DISTINCT image_id FROM boxes")}
     seen_hash: dict[str, str] = {}
     planned: list[_Planned] = []
@@ -123,8 +124,8 @@ def import_labelset(
         yield Progress("copy", len(new), len(new), "files in place")
         yield Progress("write", 0, 1, "writing the project database")
         _write(project, labels, planned, summary)
+        done = True  # committed: from here on the copied files belong to the project
         yield Progress("write", 1, 1, "done")
-        done = True
     finally:
         if not done:
             for path in created:

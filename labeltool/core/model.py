@@ -111,3 +111,41 @@ class Prediction:
     @property
     def xyxy(self) -> tuple[float, float, float, float]:
         return (self.x1, self.y1, self.x2, self.y2)
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """One label-quality analysis: the snapshot it analysed, how, and its weak-class summary."""
+
+    id: int
+    created_at: str
+    snapshot_id: int  # the labels that were analysed
+    run_id: int | None  # the model used ('quick' mode), None for K-fold
+    mode: str  # 'kfold' (out-of-sample predictions) / 'quick' (the current model; less reliable)
+    folds: int | None
+    config: dict[str, Any]  # thresholds used etc.
+    summary: dict[str, Any]  # 'weak_classes' table, counts, timings
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """A suspected label error with a suggested fix (a row of the review queue).
+
+    ``type``: 'overlooked' (a box is missing), 'swap' (wrong class), 'badloc' (box badly placed),
+    'spurious' (box on nothing), 'duplicate' (the same defect boxed twice). ``fix`` is one of
+    ``{"action": "add_box", "class_id", "xyxy"}``, ``{"action": "set_class", "box_id", "class_id"}``,
+    ``{"action": "move_box", "box_id", "xyxy"}``, ``{"action": "delete_box", "box_id"}`` (xyxy float
+    pixels). ``score`` is 0..1, lower = more likely an error.
+    """
+
+    id: int
+    analysis_id: int
+    type: str
+    image_id: int
+    box_id: int | None  # the labeled box concerned; None for 'overlooked'
+    class_id: int | None  # class of the box ('overlooked': the class to add)
+    score: float
+    fix: dict[str, Any]
+    status: str  # 'open' / 'accepted' / 'rejected' / 'superseded' (a newer analysis replaced it)
+    labels_hash: str  # hash of the image's boxes when analysed
+    created_at: str

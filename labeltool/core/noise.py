@@ -157,8 +157,8 @@ def _check_args(labels: LabelSet, fraction: float, seed: int, kinds: Sequence[st
     return tuple(kinds)
 
 
-def inject_noise(labels: LabelSet, *, fraction: float, seed: int = 0,
-                 kinds: Sequence[str] = NOISE_KINDS) -> tuple[LabelSet, list[NoiseRecord]]:
+def inject_noise(labels: LabelSet, *, fraction: float = 0.0, seed: int = 0, kinds: Sequence[str] = NOISE_KINDS,
+                 fractions: Mapping[str, float] | None = None) -> tuple[LabelSet, list[NoiseRecord]]:
     """Corrupt ``fraction`` of the boxes of ``labels``; return ``(noisy copy, records)``.
 
     The number of corruptions is ``fraction * n_boxes`` rounded half up (at least 1 when ``fraction > 0`` and
@@ -167,13 +167,23 @@ def inject_noise(labels: LabelSet, *, fraction: float, seed: int = 0,
     instead of changing one. ``shift`` and ``spurious`` need ``width``/``height`` on the images;
     ``swap`` needs a second class in ``labels.classes``. ``labels`` is not modified. Deterministic
     in ``seed``. Raises ValueError when the noise cannot be placed (e.g. boxes fill every image).
+
+    ``fractions`` (e.g. ``{"swap": 0.05, "drop": 0.05, "shift": 0.05, "spurious": 0.03}``) sets the
+    share of boxes per kind instead of ``fraction``/``kinds``.
     """
+    if fractions is not None:
+        kinds = tuple(fractions)
+        fraction = min(1.0, float(sum(fractions.values())))
     kinds = _check_args(labels, fraction, seed, kinds)
     images = labels.images
     refs = [(i, j) for i, im in enumerate(images) for j in range(len(im.boxes))]
     count = 0 if fraction == 0 or not refs else max(1, math.floor(float(fraction) * len(refs) + 0.5))
     per_kind = {k: count // len(kinds) + (n < count % len(kinds)) for n, k in enumerate(kinds)}
     per_kind = {k: per_kind.get(k, 0) for k in NOISE_KINDS}
+    if fractions is not None:
+        if any(not 0.0 <= float(v) <= 1.0 for v in fractions.values()):
+            raise ValueError(f"every fraction must be in [0, 1], got {dict(fractions)!r}")
+        per_kind = {k: math.floor(float(fractions.get(k, 0.0)) * len(refs) + 0.5) for k in NOISE_KINDS}
     if per_kind["shift"] or per_kind["spurious"]:
         for im in images:
             if not im.width or not im.height:

@@ -73,9 +73,11 @@ def current_run(project: Project) -> Run | None:
 
 
 def store_predictions(
-    project: Project, *, run_id: int, rows: Iterable[tuple[int, int, float, float, float, float, float]]
+    project: Project, *, run_id: int, rows: Iterable[tuple[int, int, float, float, float, float, float]],
+    image_ids: Sequence[int] | None = None,
 ) -> int:
-    """Replace run ``run_id``'s open predictions on the given images with ``rows``.
+    """Replace run ``run_id``'s open predictions on ``image_ids`` (default: the images in ``rows``)
+    with ``rows``, in one transaction.
 
     ``rows``: ``(image_id, class_id, x1, y1, x2, y2, score)``. Accepted/rejected predictions stay (they
     are part of the review history). Returns the number stored.
@@ -84,7 +86,7 @@ def store_predictions(
     ts = now_iso()
     conn = project.connection
     with db.write_tx(conn, project.db_path):
-        images = sorted({r[0] for r in rows})
+        images = sorted({r[0] for r in rows} | set(image_ids or ()))
         conn.executemany(
             "DELETE FROM predictions WHERE run_id = ? AND image_id = ? AND status = 'open'",
             [(run_id, i) for i in images],
@@ -95,15 +97,6 @@ def store_predictions(
             [(run_id, *r, ts) for r in rows],
         )
     return len(rows)
-
-
-def clear_predictions(project: Project, *, run_id: int, image_ids: Sequence[int]) -> None:
-    """Remove run ``run_id``'s open predictions on ``image_ids`` (e.g. an image predicted empty)."""
-    with db.write_tx(project.connection, project.db_path) as conn:
-        conn.executemany(
-            "DELETE FROM predictions WHERE run_id = ? AND image_id = ? AND status = 'open'",
-            [(run_id, i) for i in image_ids],
-        )
 
 
 def predictions(
@@ -143,4 +136,9 @@ def reject_predictions(project: Project, prediction_ids: Sequence[int]) -> None:
     """Mark open predictions as rejected (undoable)."""
     with project.edit("reject model box") as e:
         for pid in prediction_ids:
+            row = project.connection.execute("SELECT status FROM predictions WHERE id = ?", (pid,)).fetchone()
+            if row is None:
+                raise EditError(f"model box {pid} does not exist")
+            if row[0] != "open":
+                raise EditError(f"model box {pid} was already {row[0]}")
             e.update("predictions", pid, status="rejected")

@@ -131,12 +131,49 @@ CREATE INDEX predictions_image ON predictions (image_id, run_id);
 CREATE INDEX predictions_run ON predictions (run_id);
 """
 
+# Version 3: label-quality analyses and their issue queue. An issue's ``box_id`` / ``class_id`` carry no
+# foreign key on purpose: accepting a 'delete_box' fix deletes the box the issue points at, and a
+# class may be merged away later; the issue stays as the record of what was suggested.
+# Snapshot boxes also keep the box's id (so an analysis can name the box it flags); it is NULL in
+# snapshots taken before version 3. (Added here, not to SCHEMA_V1: old projects must get it too.)
+SCHEMA_V3 = """
+ALTER TABLE snapshot_boxes ADD COLUMN box_id INTEGER;  -- the box's id in `boxes` when snapshotted
+CREATE INDEX snapshot_boxes_box ON snapshot_boxes (snapshot_id, box_id);
+CREATE TABLE analyses (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at  TEXT NOT NULL,
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),  -- the labels that were analysed
+    run_id      INTEGER REFERENCES runs (id),               -- the model used ('quick' mode), if any
+    mode        TEXT NOT NULL CHECK (mode IN ('kfold', 'quick')),
+    folds       INTEGER,
+    config      TEXT NOT NULL,              -- JSON: thresholds used etc.
+    summary     TEXT NOT NULL               -- JSON: weak-class table, counts, timings
+);
+CREATE TABLE issues (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    analysis_id INTEGER NOT NULL REFERENCES analyses (id),
+    type        TEXT NOT NULL CHECK (type IN ('overlooked', 'swap', 'badloc', 'spurious', 'duplicate')),
+    image_id    INTEGER NOT NULL REFERENCES images (id),
+    box_id      INTEGER,                    -- the labeled box concerned; NULL for 'overlooked'
+    class_id    INTEGER,                    -- class of the box ('overlooked': the class to add)
+    score       REAL NOT NULL,              -- 0..1, lower = more likely a label error
+    fix         TEXT NOT NULL,              -- JSON: {"action": "add_box" | "set_class" | "move_box" | "delete_box", ...}
+    status      TEXT NOT NULL DEFAULT 'open'
+                CHECK (status IN ('open', 'accepted', 'rejected', 'superseded')),
+    labels_hash TEXT NOT NULL,              -- hash of the image's boxes when analysed (core/issues.py)
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX issues_analysis ON issues (analysis_id, status);
+CREATE INDEX issues_image ON issues (image_id);
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # MIGRATIONS[v] upgrades a database from version v to v + 1. Version 0 is an empty file.
 MIGRATIONS: dict[int, Migration] = {
     0: lambda conn: _run_script(conn, SCHEMA_V1),
     1: lambda conn: _run_script(conn, SCHEMA_V2),
+    2: lambda conn: _run_script(conn, SCHEMA_V3),
 }
 
 

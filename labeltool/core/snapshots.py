@@ -35,7 +35,9 @@ def create_snapshot(conn: sqlite3.Connection, *, ts: str, note: str) -> int:
     """Inside an open write transaction: reuse the newest snapshot if labels are unchanged, else copy."""
     digest, n_images, n_boxes = content_hash(conn)
     last = conn.execute("SELECT id, content_hash FROM snapshots ORDER BY id DESC LIMIT 1").fetchone()
-    if last is not None and last[1] == digest:
+    if last is not None and last[1] == digest and conn.execute(
+        "SELECT 1 FROM snapshot_boxes WHERE snapshot_id = ? AND box_id IS NULL LIMIT 1", (last[0],)
+    ).fetchone() is None:  # snapshots taken before schema v3 lack box ids: take a new one
         return int(last[0])
     last_edit = conn.execute("SELECT max(id) FROM edits").fetchone()[0]
     cur = conn.execute(
@@ -55,8 +57,8 @@ def create_snapshot(conn: sqlite3.Connection, *, ts: str, note: str) -> int:
         (sid,),
     )
     conn.execute(
-        "INSERT INTO snapshot_boxes (snapshot_id, image_id, class_id, x1, y1, x2, y2) "
-        "SELECT ?, image_id, class_id, x1, y1, x2, y2 FROM boxes ORDER BY image_id, id",
+        "INSERT INTO snapshot_boxes (snapshot_id, box_id, image_id, class_id, x1, y1, x2, y2) "
+        "SELECT ?, id, image_id, class_id, x1, y1, x2, y2 FROM boxes ORDER BY image_id, id",
         (sid,),
     )
     return sid

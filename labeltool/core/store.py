@@ -71,10 +71,14 @@ class Project:
         except OSError as exc:
             raise ProjectError(f"cannot create the project folder {root}: {exc.strerror or exc}") from exc
         conn = db.connect(root / config.DB_FILENAME)
-        db.migrate(conn, root / config.DB_FILENAME)
-        project = cls(root, conn)
-        with db.write_tx(conn, project.db_path):
-            conn.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (now_iso(),))
+        try:
+            db.migrate(conn, root / config.DB_FILENAME)
+            project = cls(root, conn)
+            with db.write_tx(conn, project.db_path):
+                conn.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (now_iso(),))
+        except BaseException:
+            conn.close()
+            raise
         return project
 
     @classmethod
@@ -92,10 +96,11 @@ class Project:
         conn = db.connect(db_path)
         try:
             db.migrate(conn, db_path)
-        except (ProjectError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
             conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise db.translate(exc, db_path) from exc
+            raise db.translate(exc, db_path) from exc
+        except BaseException:
+            conn.close()
             raise
         for sub in PROJECT_SUBDIRS:
             (root / sub).mkdir(exist_ok=True)
@@ -282,18 +287,21 @@ class Project:
     def can_redo(self) -> bool:
         return edits.redo_target(self._conn) is not None
 
-    def undo(self) -> int | None:
-        """Undo the newest edit; returns its id, or None when there is nothing to undo."""
-        return self._undo_redo(backwards=True)
+    def undo(self, *, only: int | None = None) -> int | None:
+        """Undo the newest edit; returns its id, or None when there is nothing to undo.
+
+        With ``only``, undo only if the newest edit is that one (a job taking back its own edit).
+        """
+        return self._undo_redo(backwards=True, only=only)
 
     def redo(self) -> int | None:
         """Redo the most recently undone edit; returns its id, or None when there is nothing to redo."""
         return self._undo_redo(backwards=False)
 
-    def _undo_redo(self, *, backwards: bool) -> int | None:
+    def _undo_redo(self, *, backwards: bool, only: int | None = None) -> int | None:
         with db.write_tx(self._conn, self.db_path) as conn:
             target = edits.undo_target(conn) if backwards else edits.redo_target(conn)
-            if target is None:
+            if target is None or (only is not None and target != only):
                 return None
             log = edits.start(
                 conn, ts=now_iso(), user=self.user, action="undo" if backwards else "redo", target_id=target
@@ -336,15 +344,18 @@ class Project:
         )
         return [Snapshot(*r) for r in rows]
 
-    def snapshot_boxes(self, snapshot_id: int) -> dict[int, list[tuple[int, float, float, float, float]]]:
-        """Boxes of a snapshot keyed by image id: ``(class_id, x1, y1, x2, y2)`` tuples."""
+    def snapshot_boxes(
+        self, snapshot_id: int, *, with_ids: bool = False
+    ) -> dict[int, list[tuple[Any, ...]]]:
+        """Boxes of a snapshot keyed by image id: ``(class_id, x1, y1, x2, y2)`` tuples, in box-id
+        order; with ``with_ids`` each tuple starts with the box's id at snapshot time."""
         self.snapshot(snapshot_id)
-        out: dict[int, list[tuple[int, float, float, float, float]]] = {}
+        cols = "box_id, class_id, x1, y1, x2, y2" if with_ids else "class_id, x1, y1, x2, y2"
+        out: dict[int, list[tuple[Any, ...]]] = {}
         for image_id, *rest in self._query(
-            "SELECT image_id, class_id, x1, y1, x2, y2 FROM snapshot_boxes WHERE snapshot_id = ? ORDER BY rowid",
-            (snapshot_id,),
+            f"SELECT image_id, {cols} FROM snapshot_boxes WHERE snapshot_id = ? ORDER BY rowid", (snapshot_id,)
         ):
-            out.setdefault(image_id, []).append(tuple(rest))  # type: ignore[arg-type]
+            out.setdefault(image_id, []).append(tuple(rest))
         return out
 
     # -- low-level access for core modules (ingest, stats) ------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from labeltool.core import formats
+from labeltool.core.formats.common import write_text_atomic
 from labeltool.core.ingest import ImportSummary, LinkMode, import_labelset
 from labeltool.core.progress import Progress
 from labeltool.core.store import Project, now_iso
@@ -23,9 +24,12 @@ def import_job(
         labels, report, _ = formats.read_source(Path(source), fmt=fmt)
         summary = yield from import_labelset(project, labels, report=report, mode=mode, strict=strict)
         log_dir = project.root / "logs"
-        log_dir.mkdir(exist_ok=True)
         log = log_dir / f"import-{now_iso().replace(':', '-')}.json"
-        log.write_text(json.dumps(summary_dict(summary, source=source), indent=2))
+        try:  # the import itself is committed; a report that cannot be written is only a warning
+            write_text_atomic(log, json.dumps({"schema_version": 1, **summary_dict(summary, source=source)},
+                                              indent=2))
+        except OSError as exc:
+            summary.report.warning(str(log), "", f"could not write the import report ({exc.strerror or exc})")
     return summary
 
 

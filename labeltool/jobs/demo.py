@@ -46,14 +46,17 @@ def demo_data_job(dest: Path, *, n_images: int = 200, noise: float = 0.1, seed: 
 
 
 DEMO_TRAIN_MINUTES = 4.0  # "trained briefly": long enough to learn something on 2 CPU cores
+DEMO_ANALYZE_MINUTES = 6.0  # shared by the 3 fold models of the label-quality analysis
 
 
 def demo_job(
-    root: Path, *, n_images: int = 200, noise: float = 0.1, seed: int = 0, train_minutes: float = DEMO_TRAIN_MINUTES
+    root: Path, *, n_images: int = 200, noise: float = 0.1, seed: int = 0, train_minutes: float = DEMO_TRAIN_MINUTES,
+    analyze_minutes: float = DEMO_ANALYZE_MINUTES,
 ) -> Job[dict[str, Any]]:
-    """The README's main job (for now): demo data → new project → import → train → evaluate.
+    """The README's main job (for now): demo data with injected label noise → new project → import →
+    train → evaluate → analyze (3-fold) → top issues and weak-class table.
 
-    ``train_minutes=0`` skips training. Returns paths and, when trained, the training result.
+    ``train_minutes=0`` / ``analyze_minutes=0`` skip those steps. Returns paths and results.
 
     ``root`` gets ``dataset/`` and ``project/``. A folder made by an earlier demo run is replaced;
     any other non-empty folder is refused.
@@ -73,4 +76,9 @@ def demo_job(
         from .model import train_job
 
         out["train"] = yield from train_job(root / "project", minutes=train_minutes, seed=seed)
+    if analyze_minutes > 0:
+        from .analysis import analyze_job
+
+        out["analysis"] = yield from analyze_job(root / "project", folds=3, minutes_per_fold=analyze_minutes / 3,
+                                                 seed=seed)
     return out

@@ -8,7 +8,7 @@ from typing import Any
 from labeltool.core.errors import ModelError
 from labeltool.core.model import Run
 from labeltool.core.progress import Progress
-from labeltool.core.runs import clear_predictions, current_run, get_run, store_predictions
+from labeltool.core.runs import current_run, get_run, store_predictions
 from labeltool.core.store import Project
 
 from . import Job
@@ -63,8 +63,8 @@ def evaluate_job(project_dir: Path, *, run_id: int | None = None, device: str = 
                 raise
             continue
         names = list(cfg["class_names"])
-        ds = DetectionDataset(relabel_samples(val, class_names, names), size=int(cfg["image_size"]))
-        results[label] = evaluate_on(model, ds, names, device=device, batch_size=8)
+        ds = DetectionDataset(relabel_samples(val, names=class_names, target=names), size=int(cfg["image_size"]))
+        results[label] = evaluate_on(model, ds, class_names=names, device=device, batch_size=8)
         yield Progress("evaluate", len(val), len(val), f"run {r.id}: mAP@.5 {results[label].map50:.3f}")
     current = results["current"]
     prev = results.get("previous")
@@ -81,7 +81,11 @@ def predict_job(
     project_dir: Path, *, run_id: int | None = None, unlabeled_only: bool = False, device: str = "auto",
     batch_size: int = 8,
 ) -> Job[dict[str, Any]]:
-    """Store the model's boxes (down to the preset's low score threshold) for the project's images."""
+    """Store the model's boxes (down to the preset's low score threshold) for the project's images.
+
+    Written every 64 images (one transaction each): a cancelled prediction keeps the model boxes of
+    the images already done, which is what a user looking at them expects.
+    """
     import numpy as np
 
     from labeltool.ml.checkpoint import load_checkpoint
@@ -114,9 +118,9 @@ def predict_job(
                 name = names[int(label)]
                 if name in class_ids and box[2] > box[0] and box[3] > box[1]:
                     rows.append((sample.image_id, class_ids[name], *map(float, box), float(score)))
-        with Project.open(project_dir) as project:
-            clear_predictions(project, run_id=run.id, image_ids=[s.image_id for s in part.samples])
-            stored += store_predictions(project, run_id=run.id, rows=rows)
+        with Project.open(project_dir) as project:  # one transaction per chunk
+            stored += store_predictions(project, run_id=run.id, rows=rows,
+                                        image_ids=[s.image_id for s in part.samples])
         done = min(len(samples), start + chunk)
         yield Progress("predict", done, len(samples), f"{stored} model boxes so far")
     return {"run_id": run.id, "images": len(samples), "boxes": stored, "unlabeled_only": unlabeled_only,

@@ -31,7 +31,8 @@ REPEAT_THRESHOLD = 0.3  # class-balanced sampling: classes on fewer than this fr
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One labeled image of a snapshot. ``boxes``: float32[N, 4] xyxy pixels of the original image;
-    ``labels``: int64[N] class index 0..C-1 (position in the snapshot's class order)."""
+    ``labels``: int64[N] class index 0..C-1 (position in the snapshot's class order).
+    ``box_ids`` ties each box back to the project (for issues); None for unlabeled samples."""
 
     image_id: int
     path: Path
@@ -40,6 +41,7 @@ class Sample:
     split: str | None
     width: int
     height: int
+    box_ids: np.ndarray | None = None  # int64[N]: ids of the boxes in the project when snapshotted
 
 
 def snapshot_samples(project: Project, snapshot_id: int) -> tuple[list[str], list[Sample]]:
@@ -52,7 +54,7 @@ def snapshot_samples(project: Project, snapshot_id: int) -> tuple[list[str], lis
     if not classes:
         raise ProjectError("the project has no classes yet; import labels or add a class before training")
     index = {cid: i for i, (cid, _) in enumerate(classes)}
-    boxes = project.snapshot_boxes(snapshot_id)
+    boxes = project.snapshot_boxes(snapshot_id, with_ids=True)
     sizes = dict((i, (w, h)) for i, w, h in conn.execute("SELECT id, width, height FROM images"))
     samples = []
     for image_id, path, split in conn.execute(
@@ -65,11 +67,12 @@ def snapshot_samples(project: Project, snapshot_id: int) -> tuple[list[str], lis
             Sample(
                 image_id=image_id,
                 path=project.root / path,
-                boxes=np.array([r[1:] for r in rows], dtype=np.float32).reshape(-1, 4),
-                labels=np.array([index[r[0]] for r in rows], dtype=np.int64),
+                boxes=np.array([r[2:] for r in rows], dtype=np.float32).reshape(-1, 4),
+                labels=np.array([index[r[1]] for r in rows], dtype=np.int64),
                 split=split,
                 width=w,
                 height=h,
+                box_ids=np.array([r[0] for r in rows], dtype=np.int64),
             )
         )
     return [name for _, name in classes], samples
@@ -192,12 +195,13 @@ def repeat_factors(samples: Sequence[Sample], *, threshold: float = REPEAT_THRES
     return [max((r_class[c] for c in set(s.labels.tolist())), default=1.0) for s in samples]
 
 
-def relabel_samples(samples: Sequence[Sample], names: Sequence[str], target: Sequence[str]) -> list[Sample]:
+def relabel_samples(samples: Sequence[Sample], *, names: Sequence[str], target: Sequence[str]) -> list[Sample]:
     """Samples with labels re-indexed into ``target``'s class order (boxes of unknown classes dropped)."""
     index = {n: i for i, n in enumerate(target)}
     out = []
     for s in samples:
         keep = np.array([names[int(lab)] in index for lab in s.labels], dtype=bool)
         labels = np.array([index[names[int(lab)]] for lab in s.labels[keep]], dtype=np.int64)
-        out.append(replace(s, boxes=s.boxes[keep], labels=labels))
+        ids = None if s.box_ids is None else s.box_ids[keep]
+        out.append(replace(s, boxes=s.boxes[keep], labels=labels, box_ids=ids))
     return out

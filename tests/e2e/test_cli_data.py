@@ -92,14 +92,15 @@ def test_demo_data_then_import_gives_the_noisy_labels(tmp_path: Path) -> None:
 
 
 def test_demo_command_builds_project_and_prints_stats(tmp_path: Path) -> None:
-    out = cli("demo", tmp_path / "demo", "--images", "20", "--train-minutes", "0.15")
+    out = cli("demo", tmp_path / "demo", "--images", "20", "--train-minutes", "0.15", "--analyze-minutes", "0.3")
     assert "images    20" in out.stdout and "demo project:" in out.stdout
     assert "mAP (all)" in out.stdout and "WARNING: no pretrained weights" in out.stderr
+    assert "label-quality analysis" in out.stdout and "recommendation" in out.stdout
     assert (tmp_path / "demo" / "project" / "project.db").is_file()
-    cli("demo", tmp_path / "demo", "--images", "10", "--train-minutes", "0")  # a demo folder may be rebuilt
+    cli("demo", tmp_path / "demo", "--images", "10", "--train-minutes", "0", "--analyze-minutes", "0")  # rebuilt
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.txt").write_text("precious")
-    bad = cli("demo", tmp_path / "mine", "--train-minutes", "0", check=False)
+    bad = cli("demo", tmp_path / "mine", "--train-minutes", "0", "--analyze-minutes", "0", check=False)
     assert bad.returncode == 1 and "not made by `labeltool demo`" in bad.stderr
     assert (tmp_path / "mine" / "thesis.txt").read_text() == "precious"
 

@@ -27,12 +27,12 @@ def test_train_evaluate_predict(tmp_path: Path) -> None:
         p.set_labeled([p.images()[0].id, p.images()[1].id], False)
         p.delete_boxes([b.id for i in (0, 1) for b in p.boxes(p.images()[i].id)])
 
-    out = cli("train", tmp_path / "p", "--epochs", "2", "--image-size", "64", "--batch-size", "4", "--json")
+    out = cli("train", tmp_path / "p", "--epochs", "20", "--image-size", "64", "--batch-size", "4", "--json")
     events = json_events(out.stdout)
     stages = [e.get("stage") for e in events if e["event"] == "progress"]
     assert {"prepare", "load", "model", "train", "eval", "save"} <= set(stages)
     result = events[-1]
-    assert result["event"] == "result" and result["epochs_done"] == 2 and 0.0 <= result["map50"] <= 1.0
+    assert result["event"] == "result" and result["epochs_done"] >= 9 and 0.0 <= result["map50"] <= 1.0
     assert result["weights"]["kind"] == "random"
     model_event = next(e for e in events if e.get("stage") == "model")
     assert "no pretrained weights" in model_event["message"] and "models" in model_event["message"]
@@ -46,15 +46,15 @@ def test_train_evaluate_predict(tmp_path: Path) -> None:
     assert [c["name"] for c in ev["per_class"]] == ["scratch", "dent", "crack", "stain", "chip"]
     assert ev["run_id"] == 2 and ev["previous_run_id"] == 1
 
-    out = cli("predict", tmp_path / "p", "--unlabeled-only")
+    out = cli("predict", tmp_path / "p", "--unlabeled-only", "--run", "1")
     assert "on 2 images" in out.stdout
     with Project.open(tmp_path / "p") as p:
         first, second = p.images()[0], p.images()[1]
-        preds = runs.predictions(p, first.id) + runs.predictions(p, second.id)
+        preds = runs.predictions(p, first.id, run_id=1) + runs.predictions(p, second.id, run_id=1)
         assert preds and all(0.05 <= x.score <= 1 for x in preds)
         assert all(0 <= x.x1 < x.x2 <= first.width and 0 <= x.y1 < x.y2 <= first.height for x in preds)
         assert p.boxes(first.id) == []  # kept apart from human boxes
-        assert runs.predictions(p, p.images()[2].id) == []  # labeled images were not predicted
+        assert runs.predictions(p, p.images()[2].id, run_id=1) == []  # labeled images were not predicted
 
     listing = cli("runs", tmp_path / "p").stdout
     assert "* run 2" in listing

@@ -33,14 +33,14 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
 def test_fresh_project_is_built_by_the_migration_chain(tmp_path: Path) -> None:
     with Project.create(tmp_path / "p") as p:
         assert {"images", "classes", "boxes", "edits", "edit_changes", "snapshots", "snapshot_boxes",
-                "runs", "predictions"} <= _tables(p.connection)
+                "runs", "predictions", "analyses", "issues"} <= _tables(p.connection)
         assert p.schema_version == config.SCHEMA_VERSION
 
 
 def test_v1_project_is_upgraded_to_v2_with_a_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _old_project(tmp_path, monkeypatch, 1)
     with Project.open(root) as p:
-        assert p.schema_version == 2
+        assert p.schema_version == config.SCHEMA_VERSION
         assert {"runs", "predictions"} <= _tables(p.connection)
         assert p.box_count() == 1 and p.image(1).labeled  # data kept
         p.undo()  # the edit log written under v1 still works
@@ -50,6 +50,29 @@ def test_v1_project_is_upgraded_to_v2_with_a_backup(tmp_path: Path, monkeypatch:
     assert "runs" not in _tables(backup)
     assert backup.execute("SELECT count(*) FROM boxes").fetchone()[0] == 1
     backup.close()
+
+
+def test_v2_project_is_upgraded_to_v3_keeping_data_and_snapshots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _old_project(tmp_path, monkeypatch, 2)
+    conn = sqlite3.connect(root / "project.db")  # a v2 snapshot, taken before snapshot boxes had ids
+    conn.execute("INSERT INTO snapshots (created_at, content_hash, n_images, n_boxes) VALUES ('t', 'x', 1, 1)")
+    conn.execute("INSERT INTO snapshot_boxes (snapshot_id, image_id, class_id, x1, y1, x2, y2) "
+                 "VALUES (1, 1, 1, 1, 1, 5, 5)")
+    conn.commit()
+    conn.close()
+    with Project.open(root) as p:
+        assert p.schema_version == config.SCHEMA_VERSION
+        assert {"analyses", "issues"} <= _tables(p.connection)
+        assert "box_id" in [r[1] for r in p.connection.execute("PRAGMA table_info(snapshot_boxes)")]
+        assert p.box_count() == 1 and p.image(1).labeled  # data kept
+        assert p.snapshot_boxes(1) == {1: [(1, 1.0, 1.0, 5.0, 5.0)]}  # old snapshot kept, box id unknown
+        new = p.create_snapshot()  # new snapshots record box ids
+        assert p.connection.execute("SELECT box_id FROM snapshot_boxes WHERE snapshot_id = ?", (new,)).fetchall() == [(1,)]
+        p.undo()  # the edit log written under v2 still works
+        assert p.box_count() == 0
+    assert (root / "project.db.bak-v2").is_file()
 
 
 def test_pending_migration_steps_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

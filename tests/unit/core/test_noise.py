@@ -284,3 +284,16 @@ def test_missing_requirements_are_reported() -> None:
     dup.images[1].file_name = dup.images[0].file_name
     with pytest.raises(ValueError, match="duplicate"):
         inject_noise(dup, fraction=0.5)
+
+
+def test_fractions_per_kind() -> None:
+    from labeltool.core.labels import BoxRecord, ImageRecord, LabelSet
+    from labeltool.core.noise import inject_noise
+
+    images = [ImageRecord(file_name=f"{i}.png", width=200, height=200,
+                          boxes=[BoxRecord("a" if j % 2 else "b", 10 + 40 * j, 10, 30 + 40 * j, 30) for j in range(4)])
+              for i in range(25)]
+    labels = LabelSet(classes=["a", "b"], images=images)
+    _, records = inject_noise(labels, fractions={"swap": 0.1, "drop": 0.05, "spurious": 0.03}, seed=1)
+    kinds = [r.kind for r in records]
+    assert (kinds.count("swap"), kinds.count("drop"), kinds.count("spurious"), kinds.count("shift")) == (10, 5, 3, 0)

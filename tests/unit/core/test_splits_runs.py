@@ -108,3 +108,21 @@ def test_predictions_are_kept_apart_and_accepting_is_undoable(project: Project) 
     runs.store_predictions(project, run_id=run_id, rows=[(iid, cid, 2, 2, 8, 8, 0.7)])
     assert [p.score for p in runs.predictions(project, iid)] == [0.7]
     assert [p.status for p in runs.predictions(project, iid, status=None)] == ["accepted", "open"]
+
+
+def test_deleting_an_image_with_model_boxes_and_undo_keep_working(project: Project) -> None:
+    cid = project.add_class("scratch")
+    (iid, other) = add_images(project, 2)
+    snap = project.create_snapshot()
+    run_id = runs.record_run(project, created_at="t", snapshot_id=snap, previous_id=None, preset="edge",
+                             path="runs/a", metrics={}, config={})
+    runs.store_predictions(project, run_id=run_id, rows=[(iid, cid, 1, 1, 10, 10, 0.9), (iid, cid, 2, 2, 9, 9, 0.8)])
+    (box_id,) = runs.accept_predictions(project, [runs.predictions(project, iid)[0].id])
+    project.delete_image(iid)  # model boxes of the image go with it (no foreign-key error)
+    assert runs.predictions(project, iid, status=None) == []
+    project.undo()  # the image and its human box come back
+    assert project.box(box_id).image_id == iid
+    project.undo()  # undoing the accept still works although its model box is gone
+    assert project.boxes(iid) == []
+    with pytest.raises(EditError, match="does not exist"):
+        runs.reject_predictions(project, [12345])

@@ -87,7 +87,7 @@ def test_repeat_factors_favour_rare_classes() -> None:
 
 def test_relabel_maps_by_name_and_drops_unknown(tmp_path: Path) -> None:
     s = Sample(1, Path("x"), np.arange(12, dtype=np.float32).reshape(3, 4), np.array([0, 1, 2]), "val", 9, 9)
-    (out,) = relabel_samples([s], ["a", "b", "c"], ["c", "a"])
+    (out,) = relabel_samples([s], names=["a", "b", "c"], target=["c", "a"])
     assert out.labels.tolist() == [1, 0]
     assert out.boxes.tolist() == [[0, 1, 2, 3], [8, 9, 10, 11]]
 

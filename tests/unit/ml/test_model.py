@@ -32,7 +32,7 @@ def test_presets_have_the_documented_backbones() -> None:
         assert PRESETS[name].backbone == backbone
         assert get_preset(name) is PRESETS[name]
     assert PRESETS["edge"].image_size == 256
-    assert PRESETS["edge"].fpn_channels == 128
+    assert PRESETS["edge"].fpn_channels == 64  # the head dominates the cost on MobileNetV3 (CONTEXT.md)
     for preset in PRESETS.values():
         assert len(preset.anchor_sizes) == 5
         # 10-60 px defects at 256 px scale with the input: the P3 anchor at 256-px scale is <= 16 px

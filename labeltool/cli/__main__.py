@@ -1,0 +1,7 @@
+"""``python -m labeltool.cli``."""
+
+import sys
+
+from labeltool.cli import main
+
+sys.exit(main())

@@ -1,0 +1,153 @@
+"""Data commands: new, import, export, stats, demo-data, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import EXIT_OK
+from .common import run_job as _run
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from labeltool.core.store import Project
+
+    with Project.create(args.dir) as project:
+        print(f"created project {project.root}")
+        print(f"next: labeltool import {project.root} SOURCE --format coco|yolo|voc|folder")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from labeltool.jobs.data import import_job, summary_dict
+
+    summary = _run(
+        import_job(Path(args.dir), Path(args.source), fmt=args.format, strict=args.strict,
+                   mode="link" if args.link else "copy"),
+        args,
+    )
+    info = summary_dict(summary, source=Path(args.source))
+    if args.json:
+        print(json.dumps({"event": "result", **info}))
+        return EXIT_OK
+    print(
+        f"imported {info['images_added']} new images, {info['boxes_added']} boxes"
+        + (f" (+ labels for {info['images_labeled_existing']} images already in the project)"
+           if info["images_labeled_existing"] else "")
+        + (f"; new classes: {', '.join(info['classes_added'])}" if info["classes_added"] else "")
+    )
+    problems = summary.report.entries
+    if problems:
+        print(f"skipped {info['images_skipped']} images and {info['boxes_skipped']} boxes; "
+              f"{len(summary.report.errors)} errors, {len(summary.report.warnings)} warnings:")
+        for entry in problems[:20]:
+            print(f"  {entry}")
+        if len(problems) > 20:
+            print(f"  … {len(problems) - 20} more: see {Path(args.dir).resolve() / 'logs'}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from labeltool.core.exporting import export_project
+    from labeltool.core.store import Project
+
+    with Project.open(args.dir) as project:
+        report = export_project(project, Path(args.dest), fmt=args.format, include_unlabeled=args.include_unlabeled)
+    for entry in report.entries:
+        print(f"  {entry}")
+    print(f"exported {args.format} to {Path(args.dest).resolve()}")
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from labeltool.core.stats import project_stats
+    from labeltool.core.store import Project
+
+    with Project.open(args.dir) as project:
+        stats = project_stats(project)
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        print(format_stats(stats))
+    return EXIT_OK
+
+
+def format_stats(stats: dict[str, Any]) -> str:
+    """Human-readable table of :func:`labeltool.core.stats.project_stats`."""
+    lines = [
+        f"project   {stats['project']}",
+        f"images    {stats['images']}  (labeled {stats['labeled_images']}, of them "
+        f"{stats['labeled_without_boxes']} without defects; unlabeled {stats['unlabeled_images']})",
+        "splits    " + ", ".join(f"{k} {v}" for k, v in sorted(stats["splits"].items())),
+        f"boxes     {stats['boxes']}",
+        "",
+        f"{'class':<20}{'boxes':>8}{'images':>8}",
+    ]
+    lines += [f"{c['name']:<20}{c['boxes']:>8}{c['images']:>8}" for c in stats["classes"]]
+    size = stats["box_size"]
+    if size["count"]:
+        p = size["side_px_percentiles"]
+        lines += [
+            "",
+            "box size  sqrt(w*h) px: " + "  ".join(f"p{k} {v}" for k, v in p.items()),
+            f"          COCO small {size['small']}, medium {size['medium']}, large {size['large']}",
+        ]
+    return "\n".join(lines)
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from labeltool.jobs.demo import demo_data_job
+
+    result = _run(demo_data_job(Path(args.dest), n_images=args.images, noise=args.noise, seed=args.seed), args)
+    if args.json:
+        print(json.dumps({"event": "result", **result}))
+    else:
+        print(f"wrote {result['images']} images with {result['boxes']} boxes to {result['dest']}")
+        print(f"  labels (with {result['noise_records']} injected errors): {result['annotations']}")
+        print(f"  clean labels: {result['clean_annotations']}")
+        print(f"  record of every injected error: {result['noise_record']}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from labeltool.core.stats import project_stats
+    from labeltool.core.store import Project
+    from labeltool.jobs.demo import demo_job
+
+    from .model import print_eval
+
+    if not args.json and args.train_minutes > 0:
+        print(f"demo: generate {args.images} images with label noise, build a project, train "
+              f"{args.train_minutes:g} min, analyze the labels ({args.analyze_minutes:g} min)", file=sys.stderr)
+    result = _run(demo_job(Path(args.dir), n_images=args.images, noise=args.noise, seed=args.seed,
+                           train_minutes=args.train_minutes, analyze_minutes=args.analyze_minutes), args)
+    with Project.open(result["project"]) as project:
+        stats = project_stats(project)
+    if args.json:
+        print(json.dumps({"event": "result", **result, "stats": stats}))
+    else:
+        print(format_stats(stats))
+        trained = result.get("train")
+        if trained:
+            print(f"\ntrained the '{trained['weights']['kind']}'-initialised edge model for "
+                  f"{trained['epochs_done']} epochs ({trained['wall_s']:.0f} s):")
+            print_eval(trained["eval"], None)
+        analysis = result.get("analysis")
+        if analysis:
+            from .analysis import _print_top_issues, format_weak_classes
+
+            print(f"\nlabel-quality analysis {analysis['analysis_id']} (3-fold, out-of-sample): "
+                  f"{analysis['counts']['recorded']} suspected label errors")
+            for note in analysis["notes"]:
+                print(f"NOTE: {note}")
+            _print_top_issues(Path(result["project"]), limit=10)
+            print()
+            print(format_weak_classes(analysis["weak_classes"]))
+        print(f"\ndemo dataset: {result['dataset']}  (injected label errors: {result['noise_record']})")
+        print(f"demo project: {result['project']}")
+        print(f"next: labeltool issues {result['project']}   ·   labeltool report {result['project']} report.html"
+              f"   ·   python app.py {result['project']}")
+    return EXIT_OK

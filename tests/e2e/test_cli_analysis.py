@@ -1,0 +1,66 @@
+"""analyze → issues → accept/reject → report through the real CLI on a tiny noisy project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labeltool.core.store import Project
+
+from .test_cli_data import cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_analyze_review_and_report(tmp_path: Path) -> None:
+    cli("demo-data", tmp_path / "d", "--images", "16", "--noise", "0.25", "--seed", "2")
+    cli("new", tmp_path / "p")
+    cli("import", tmp_path / "p", tmp_path / "d" / "annotations.json")
+    out = cli("analyze", tmp_path / "p", "--folds", "2", "--epochs-per-fold", "2", "--image-size", "64", "--json")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["mode"] == "kfold" and result["counts"]["recorded"] >= 1
+    assert {r["class"] for r in result["weak_classes"]} == {"scratch", "dent", "crack", "stain", "chip"}
+    assert all(r["recommendation"] in ("relabel", "collect more images", "augment", "ok")
+               for r in result["weak_classes"])
+    assert "high" in result["thresholds"] and result["thresholds"]["source"]
+    assert any("found few defects" in n for n in result["notes"])  # 2 epochs from scratch: says so
+
+    issues = [json.loads(line) for line in cli("issues", tmp_path / "p", "--json").stdout.splitlines()]
+    assert len(issues) == result["counts"]["recorded"]
+    assert [i["score"] for i in issues] == sorted(i["score"] for i in issues)
+    first = issues[0]
+    assert {"id", "type", "score", "image", "box", "fix"} <= set(first)
+
+    with Project.open(tmp_path / "p") as p:
+        boxes_before = p.box_count()
+    cli("issues", tmp_path / "p", "accept", first["id"])
+    with Project.open(tmp_path / "p") as p:
+        change = {"add_box": 1, "delete_box": -1}.get(first["fix"]["action"], 0)
+        assert p.box_count() == boxes_before + change
+        assert p.history(limit=1)[0].action == "accept issue"
+    if len(issues) > 1:
+        cli("issues", tmp_path / "p", "reject", issues[1]["id"])
+        rejected = [json.loads(x) for x in cli("issues", tmp_path / "p", "--status", "rejected", "--json")
+                    .stdout.splitlines()]
+        assert [r["id"] for r in rejected] == [issues[1]["id"]]
+
+    bad = cli("issues", tmp_path / "p", "accept", first["id"], check=False)
+    assert bad.returncode == 1 and "labeltool analyze" in bad.stderr
+
+    out = cli("report", tmp_path / "p", tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert "data:image/png;base64," in html and "scratch" in html
+    assert json.loads((tmp_path / "report.json").read_text())["schema_version"] == 1
+
+
+def test_quick_check_needs_a_model_and_says_it_is_less_reliable(tmp_path: Path) -> None:
+    cli("demo-data", tmp_path / "d", "--images", "10", "--noise", "0.2")
+    cli("new", tmp_path / "p")
+    cli("import", tmp_path / "p", tmp_path / "d" / "annotations.json")
+    no_model = cli("analyze", tmp_path / "p", "--quick", check=False)
+    assert no_model.returncode == 1 and "needs a trained model" in no_model.stderr
+    cli("train", tmp_path / "p", "--epochs", "1", "--image-size", "64", "--batch-size", "4")
+    out = cli("analyze", tmp_path / "p", "--quick")
+    assert "NOTE: quick check" in out.stdout and "run the full check" in out.stdout
