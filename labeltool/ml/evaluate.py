@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import check_boxes
+
 # Tunable numbers (each with its reason) -------------------------------------------------------
 EVAL_SCHEMA_VERSION = 1  # bump when the to_dict() layout changes
 # At most this many predictions per image are scored, the highest-scoring ones: the COCO detection
@@ -111,19 +113,6 @@ class EvalResult:
 
 def _opt_float(v: Any) -> float | None:
     return None if v is None else float(v)
-
-
-def _check_boxes(arr: Any, what: str, i: int) -> np.ndarray:
-    a = np.asarray(arr, dtype=np.float64)
-    if a.size == 0:
-        return np.zeros((0, 4))
-    if a.ndim != 2 or a.shape[1] != 4:
-        raise ValueError(f"{what}[{i}] must have shape (N, 4) xyxy, got {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{what}[{i}] has non-finite coordinates")
-    if (a[:, 2] < a[:, 0]).any() or (a[:, 3] < a[:, 1]).any():
-        raise ValueError(f"{what}[{i}] has a box with x2 < x1 or y2 < y1 (boxes must be xyxy)")
-    return a
 
 
 def _check_labels(arr: Any, what: str, i: int, n: int, n_classes: int) -> np.ndarray:
@@ -223,9 +212,9 @@ def evaluate_detections(
     gts: list[tuple[np.ndarray, np.ndarray]] = []
     preds: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for i in range(n_img):
-        gb = _check_boxes(gt_boxes[i], "gt_boxes", i)
+        gb = check_boxes(gt_boxes[i], "gt_boxes", i)
         gts.append((gb, _check_labels(gt_labels[i], "gt_labels", i, len(gb), C)))
-        pb = _check_boxes(pred_boxes[i], "pred_boxes", i)
+        pb = check_boxes(pred_boxes[i], "pred_boxes", i)
         ps = np.asarray(pred_scores[i], dtype=np.float64).reshape(-1)
         if ps.shape[0] != len(pb) or not np.isfinite(ps).all():
             raise ValueError(f"pred_scores[{i}] must be {len(pb)} finite scores, got {ps.shape[0]}")

@@ -31,6 +31,8 @@ import numpy as np
 
 from labeltool.ml.cleanlab_inputs import BUILDERS
 
+from .arrays import check_boxes
+
 # Tunable numbers (each with its reason) -------------------------------------------------------
 ALPHA = 0.9  # cleanlab's IoU-vs-centre-distance weight (its internal ALPHA); not calibrated
 MATCH_IOU = 0.5  # a prediction "finds" a labeled box at this IoU (COCO AP50 rule)
@@ -129,19 +131,6 @@ class QualityResult:
 _Image = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # gb, gl, pb, ps, pl
 
 
-def _as_boxes(value: Any, what: str, i: int) -> np.ndarray:
-    a = np.asarray(value, dtype=np.float64)
-    if a.size == 0:
-        return np.zeros((0, 4))
-    if a.ndim != 2 or a.shape[1] != 4:
-        raise ValueError(f"{what}[{i}] must have shape (N, 4) xyxy, got {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{what}[{i}] has non-finite coordinates")
-    if (a[:, 2] < a[:, 0]).any() or (a[:, 3] < a[:, 1]).any():
-        raise ValueError(f"{what}[{i}] has a box with x2 < x1 or y2 < y1 (boxes must be xyxy)")
-    return a
-
-
 def _as_labels(value: Any, n: int, what: str, i: int, num_classes: int | None) -> np.ndarray:
     a = np.asarray(value)
     if a.shape != (n,) and not (a.size == 0 and n == 0):
@@ -167,7 +156,7 @@ def _validate(gt_boxes: Sequence[Any], gt_labels: Sequence[Any], pred_boxes: Seq
             raise ValueError(f"{name} has {len(seq)} entries but gt_boxes has {n} (one entry per image)")
     images: list[_Image] = []
     for i in range(n):
-        gb, pb = _as_boxes(gt_boxes[i], "gt_boxes", i), _as_boxes(pred_boxes[i], "pred_boxes", i)
+        gb, pb = check_boxes(gt_boxes[i], "gt_boxes", i), check_boxes(pred_boxes[i], "pred_boxes", i)
         gl = _as_labels(gt_labels[i], len(gb), "gt_labels", i, num_classes)
         pl = _as_labels(pred_labels[i], len(pb), "pred_labels", i, num_classes)
         ps = np.asarray(pred_scores[i], dtype=np.float64).reshape(-1)
