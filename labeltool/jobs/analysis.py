@@ -98,7 +98,7 @@ def analyze_job(
             "issues below reflect the model, not your labels — give the analysis more training time "
             "(--minutes-per-fold) or pretrained weights")
     weak = weak_class_table(class_names=class_names, gt_labels=kwargs["gt_labels"], evaluation=evaluation,
-                            quality=quality)
+                            quality=quality, model_reliable=evaluation.map50 >= WEAK_MODEL_MAP50)
     issues = [_new_issue(c, samples, class_names, class_ids) for c in quality.candidates]
     yield Progress("score", 1, 1, f"{len(issues)} suspected label errors")
 

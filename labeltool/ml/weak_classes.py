@@ -26,9 +26,12 @@ CONFUSED_SHARE = 0.1  # name a confusable class when this share of a class's box
 
 def weak_class_table(
     *, class_names: Sequence[str], gt_labels: Sequence[np.ndarray], evaluation: EvalResult, quality: QualityResult,
+    model_reliable: bool = True,
 ) -> list[dict[str, Any]]:
     """One row per class: class, boxes, images, ap50, label_quality, flagged, confused_with,
-    confusion_share, recommendation ('relabel' | 'collect more images' | 'augment' | 'ok'), reason."""
+    confusion_share, recommendation ('relabel' | 'collect more images' | 'augment' | 'ok' |
+    'not judged'), reason. With ``model_reliable=False`` (the analysis models found too few defects)
+    only the box count is judged: low label quality would mostly reflect the model."""
     n_classes = len(class_names)
     boxes = Counter(int(c) for labels in gt_labels for c in labels)
     images = Counter(int(c) for labels in gt_labels for c in set(labels.tolist()))
@@ -57,6 +60,9 @@ def weak_class_table(
         confused = class_names[j] if j is not None and share >= CONFUSED_SHARE else None
         rec, reason = _recommend(name=name, n=n, ap=ap[c], quality=q, flagged=flagged.get(c, 0),
                                  mean_other=mean_other, confused=confused)
+        if not model_reliable and rec != "collect more images":
+            rec, reason = "not judged", ("the analysis models found too few defects to tell label errors from "
+                                         "model errors; run a longer analysis or use pretrained weights")
         rows.append({"class": name, "boxes": n, "images": images.get(c, 0), "ap50": ap[c], "label_quality": q,
                      "flagged": flagged.get(c, 0), "confused_with": confused, "confusion_share": round(share, 3),
                      "recommendation": rec, "reason": reason})

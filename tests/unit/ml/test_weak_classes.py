@@ -34,3 +34,6 @@ def test_recommendations() -> None:
     assert by["c"]["recommendation"] == "augment" and "AP 0.30" in by["c"]["reason"]
     assert by["d"]["recommendation"] == "collect more images" and by["d"]["boxes"] == 3
     assert (by["a"]["boxes"], by["a"]["images"], by["d"]["images"]) == (40, 8, 1)
+    weak_model = weak_class_table(class_names=list("abcd"), gt_labels=gt_labels, model_reliable=False,
+                                  evaluation=_eval([0.7, 0.8, 0.3, None], confusion), quality=quality)
+    assert [r["recommendation"] for r in weak_model] == ["not judged"] * 3 + ["collect more images"]
