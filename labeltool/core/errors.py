@@ -42,3 +42,11 @@ class EditError(LabeltoolError):
 
 class ModelError(LabeltoolError):
     """A model, preset, weights file or checkpoint cannot be built or loaded."""
+
+
+class BundleError(LabeltoolError):
+    """An edge bundle (folder or zip) is incomplete, tampered with, unsafe to unpack or from a newer version."""
+
+
+class DeployError(LabeltoolError):
+    """A bundle cannot be deployed to, or rolled back on, a target folder or SSH host."""
