@@ -121,9 +121,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if not args.json and args.train_minutes > 0:
         print(f"demo: generate {args.images} images with label noise, build a project, train "
-              f"{args.train_minutes:g} min, analyze the labels ({args.analyze_minutes:g} min)", file=sys.stderr)
+              f"{args.train_minutes:g} min, analyze the labels ({args.analyze_minutes:g} min)"
+              + ("" if args.no_export else ", export and verify an edge bundle (~1 min)"), file=sys.stderr)
     result = _run(demo_job(Path(args.dir), n_images=args.images, noise=args.noise, seed=args.seed,
-                           train_minutes=args.train_minutes, analyze_minutes=args.analyze_minutes), args)
+                           train_minutes=args.train_minutes, analyze_minutes=args.analyze_minutes,
+                           export=not args.no_export), args)
     with Project.open(result["project"]) as project:
         stats = project_stats(project)
     if args.json:
@@ -146,8 +148,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             _print_top_issues(Path(result["project"]), limit=10)
             print()
             print(format_weak_classes(analysis["weak_classes"]))
+        if result.get("verify"):
+            from .edge import format_verification
+
+            print(f"\nedge bundle of the demo model: {result['export']['bundle']} (+ .zip); verified against "
+                  "PyTorch on the validation images by running its infer.py without torch:")
+            print(format_verification(result["verify"]))
         print(f"\ndemo dataset: {result['dataset']}  (injected label errors: {result['noise_record']})")
         print(f"demo project: {result['project']}")
         print(f"next: labeltool issues {result['project']}   ·   labeltool report {result['project']} report.html"
               f"   ·   python app.py {result['project']}")
+        if result.get("export"):
+            print(f"      labeltool deploy {result['export']['bundle']} /path/to/line-pc-share   (or ssh://user@host/dir)")
     return EXIT_OK

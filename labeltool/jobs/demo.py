@@ -51,12 +51,14 @@ DEMO_ANALYZE_MINUTES = 6.0  # shared by the 3 fold models of the label-quality a
 
 def demo_job(
     root: Path, *, n_images: int = 200, noise: float = 0.1, seed: int = 0, train_minutes: float = DEMO_TRAIN_MINUTES,
-    analyze_minutes: float = DEMO_ANALYZE_MINUTES,
+    analyze_minutes: float = DEMO_ANALYZE_MINUTES, export: bool = True,
 ) -> Job[dict[str, Any]]:
     """The README's main job (for now): demo data with injected label noise → new project → import →
-    train → evaluate → analyze (3-fold) → top issues and weak-class table.
+    train → evaluate → analyze (3-fold) → top issues and weak-class table → edge bundle (ONNX FP32 +
+    INT8) → verification against PyTorch.
 
-    ``train_minutes=0`` / ``analyze_minutes=0`` skip those steps. Returns paths and results.
+    ``train_minutes=0`` / ``analyze_minutes=0`` / ``export=False`` skip those steps (no export without
+    training). Returns paths and results.
 
     ``root`` gets ``dataset/`` and ``project/``. A folder made by an earlier demo run is replaced;
     any other non-empty folder is refused.
@@ -81,4 +83,9 @@ def demo_job(
 
         out["analysis"] = yield from analyze_job(root / "project", folds=3, minutes_per_fold=analyze_minutes / 3,
                                                  seed=seed)
+    if export and train_minutes > 0:
+        from .export import export_model_job, verify_job
+
+        out["export"] = yield from export_model_job(root / "project", root / "bundle")
+        out["verify"] = yield from verify_job(root / "bundle", root / "project")
     return out

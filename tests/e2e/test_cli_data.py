@@ -97,6 +97,8 @@ def test_demo_command_builds_project_and_prints_stats(tmp_path: Path) -> None:
     assert "mAP (all)" in out.stdout and "WARNING: no pretrained weights" in out.stderr
     assert "label-quality analysis" in out.stdout and "recommendation" in out.stdout
     assert (tmp_path / "demo" / "project" / "project.db").is_file()
+    assert "edge bundle of the demo model" in out.stdout and "VERIFIED" in out.stdout
+    assert (tmp_path / "demo" / "bundle.zip").is_file() and (tmp_path / "demo" / "bundle.verification.json").is_file()
     cli("demo", tmp_path / "demo", "--images", "10", "--train-minutes", "0", "--analyze-minutes", "0")  # rebuilt
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.txt").write_text("precious")
