@@ -31,7 +31,7 @@ from labeltool.jobs import drive
 from labeltool.ml.data import Sample
 from labeltool.ml.evaluate import evaluate_detections
 from labeltool.ml.fit import TrainOptions, fit
-from labeltool.ml.oof import out_of_sample_predictions
+from labeltool.ml.oof import OutOfSample, out_of_sample_predictions
 from labeltool.ml.predict import predict_samples, use_all_cores
 from labeltool.ml.presets import get_preset
 from labeltool.ml.quality import (
@@ -133,6 +133,25 @@ def image_metrics(scores: np.ndarray, corrupted: np.ndarray) -> dict[str, float]
             "average_precision": round(float(average_precision_score(corrupted, -scores)), 4)}
 
 
+def progress_to_stderr(p: Any) -> None:
+    if p.stage in ("folds",) or p.stage.endswith("eval"):
+        print(f"[{time.strftime('%H:%M:%S')}] {p.stage} {p.done}/{p.total} {p.message}", file=sys.stderr, flush=True)
+
+
+def save_oof(oof: OutOfSample, path: Path) -> None:
+    """Keep the expensive out-of-sample predictions so scoring can be re-run (--load-oof)."""
+    path.write_text(json.dumps({
+        "detections": [[d[0].tolist(), d[1].tolist(), d[2].tolist()] for d in oof.detections],
+        "folds": oof.folds, "per_fold": oof.per_fold, "weights": oof.weights}))
+
+
+def load_oof(path: Path) -> OutOfSample:
+    raw = json.loads(path.read_text())
+    dets = [(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(s, np.float32), np.asarray(lab, np.int64))
+            for b, s, lab in raw["detections"]]
+    return OutOfSample(dets, raw["folds"], raw["per_fold"], raw["weights"])
+
+
 def cmd_detect(args: argparse.Namespace) -> dict[str, Any]:
     threads = use_all_cores()
     preset = get_preset(args.preset)
@@ -140,11 +159,18 @@ def cmd_detect(args: argparse.Namespace) -> dict[str, Any]:
         clean = clean_labels(args.dataset, Path(tmp), args.images, args.seed)
         noisy, records = inject_noise(clean, fractions=FRACTIONS, seed=args.seed)
         samples = to_samples(noisy)
-        options = TrainOptions(preset=preset.name, minutes=args.minutes_per_fold, seed=args.seed)
+        # a fixed epoch count (when given) makes the result independent of other load on the machine
+        budget = {"epochs": args.epochs_per_fold} if args.epochs_per_fold else {"minutes": args.minutes_per_fold}
+        options = TrainOptions(preset=preset.name, seed=args.seed, patience=10**6, **budget)
         t = time.perf_counter()
-        oof = drive(out_of_sample_predictions(samples, list(noisy.classes), k=args.folds, preset=preset,
-                                              options=options), lambda p: None)
+        if args.load_oof:
+            oof = load_oof(args.load_oof)
+        else:
+            oof = drive(out_of_sample_predictions(samples, list(noisy.classes), k=args.folds, preset=preset,
+                                                  options=options), progress_to_stderr)
         oof_s = time.perf_counter() - t
+        if args.save_oof:
+            save_oof(oof, args.save_oof)
         kw = {"gt_boxes": [s.boxes for s in samples], "gt_labels": [s.labels for s in samples],
               "pred_boxes": [d[0] for d in oof.detections], "pred_scores": [d[1] for d in oof.detections],
               "pred_labels": [d[2] for d in oof.detections]}
@@ -159,14 +185,14 @@ def cmd_detect(args: argparse.Namespace) -> dict[str, Any]:
             "benchmark": "label_errors", "dataset": args.dataset, "images": len(samples),
             "boxes_clean": sum(len(im.boxes) for im in clean.images), "noise": FRACTIONS,
             "corrupted": {k: len(v) for k, v in items.items()}, "corrupted_images": int(corrupted.sum()),
-            "folds": args.folds, "minutes_per_fold": args.minutes_per_fold, "threads": threads,
+            "folds": args.folds, "training_per_fold": budget, "threads": threads,
             "weights": oof.weights, "oof_s": round(oof_s, 1), "per_fold": oof.per_fold,
             "thresholds": ours.thresholds.to_dict(), "scoring_s": round(ours.timings["total"], 3),
             "ours": {"boxes": detection_metrics(ours.candidates, items),
                      "images": image_metrics(ours.image_scores, corrupted)},
             "cleanlab_default": {"images": image_metrics(np.asarray(baseline), corrupted)},
         }
-        if args.budget_minutes:
+        if args.budget_minutes or args.budget_epochs:
             result["relabel_budget"] = relabel_budget(clean, noisy, ours.image_scores, args)
     return result
 
@@ -184,7 +210,8 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, image_scores: np.ndarray, a
 
     def train_eval(fixed: set[int] | None, use_clean: bool = False) -> float:
         train = [clean_s[i] if use_clean or (fixed and i in fixed) else noisy_s[i] for i in range(n) if i not in val]
-        opts = TrainOptions(preset=preset.name, minutes=args.budget_minutes, seed=args.seed, patience=10**6)
+        budget = {"epochs": args.budget_epochs} if args.budget_epochs else {"minutes": args.budget_minutes}
+        opts = TrainOptions(preset=preset.name, seed=args.seed, patience=10**6, **budget)
         res = drive(fit(train, val_s, list(clean.classes), preset=preset, options=opts, keep_best=False),
                     lambda p: None)
         dets = predict_samples(res.model, val_s, size=preset.image_size)
@@ -197,7 +224,7 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, image_scores: np.ndarray, a
             "top_fixed": train_eval(top), "random_fixed": train_eval(rnd)}
     loss = maps["clean"] - maps["noisy"]
     rec = {k: (round((maps[k] - maps["noisy"]) / loss, 3) if loss > 0 else None) for k in ("top_fixed", "random_fixed")}
-    return {"val_images": len(val_s), "fixed_images": n_fix, "budget_minutes": args.budget_minutes,
+    return {"val_images": len(val_s), "fixed_images": n_fix, "training": {"epochs": args.budget_epochs} if args.budget_epochs else {"minutes": args.budget_minutes},
             "map50": {k: round(v, 4) for k, v in maps.items()}, "noise_map50_loss": round(loss, 4),
             "recovered_fraction": rec}
 
@@ -225,8 +252,12 @@ def main() -> None:
     p.add_argument("--preset", default="edge")
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--minutes-per-fold", type=float, default=4.0)
+    p.add_argument("--epochs-per-fold", type=int, default=0, help="fixed epochs instead of --minutes-per-fold")
     p.add_argument("--budget-minutes", type=float, default=0.0, help="run the relabel-budget experiment")
+    p.add_argument("--budget-epochs", type=int, default=0, help="relabel-budget experiment with fixed epochs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-oof", type=Path, help="write the out-of-sample predictions to this JSON file")
+    p.add_argument("--load-oof", type=Path, help="reuse predictions saved with --save-oof (same dataset/seed)")
     p = sub.add_parser("speed")
     p.add_argument("--images", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3)

@@ -16,8 +16,10 @@ from collections.abc import Callable, Sequence
 from labeltool.core.errors import LabeltoolError
 
 from .analysis import add_parsers
+from .augment import add_parsers as add_augment_parsers
 from .common import EXIT_ERROR, EXIT_INTERRUPTED
 from .data import cmd_demo, cmd_demo_data, cmd_export, cmd_import, cmd_new, cmd_stats
+from .edge import add_parsers as add_edge_parsers
 from .model import cmd_evaluate, cmd_predict, cmd_runs, cmd_train
 
 
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="FILE", help="pretrained backbone weights (.safetensors); default: models/ then cache")
     p.add_argument("--allow-download", action="store_true", help="download pretrained weights when not found locally")
     p.add_argument("--balanced", action="store_true", help="class-balanced sampling (rare classes seen more often)")
+    p.add_argument("--no-derived", action="store_true", help="leave the derived (augmented) images out of training")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda")
     p.add_argument("--batch-size", type=int)
@@ -93,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     add_parsers(add)
+    add_augment_parsers(add)
+    add_edge_parsers(add)
 
     p = add("demo", cmd_demo, "the main job on built-in demo data: generate, import, train briefly, evaluate")
     p.add_argument("dir", metavar="DIR", nargs="?", default="labeltool-demo")
@@ -101,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-minutes", type=float, default=4.0, help="training budget (0: skip training)")
     p.add_argument("--analyze-minutes", type=float, default=6.0,
                    help="training budget of the 3 fold models of the analysis (0: skip the analysis)")
+    p.add_argument("--no-export", action="store_true", help="skip the edge bundle export and verification")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     return parser

@@ -26,6 +26,9 @@ ENTITY_COLUMNS: dict[str, tuple[str, ...]] = {
     "predictions": ("status",),
     # issues are written in bulk by an analysis (core/issues.py); only their review status is an edit
     "issues": ("status",),
+    # augmentation (core/derived.py): creating or deleting a set of derived images is one edit
+    "augment_sets": ("created_at", "kind", "classes", "params", "seed", "status"),
+    "derived_images": ("image_id", "set_id", "source_image_id", "kind", "transform"),
 }
 UNDO_ACTIONS = ("undo", "redo")
 # Rows derived from an image or class by a model or an analysis (recreated by predicting/analysing

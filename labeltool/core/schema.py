@@ -167,6 +167,64 @@ CREATE INDEX issues_analysis ON issues (analysis_id, status);
 CREATE INDEX issues_image ON issues (image_id);
 """
 
+# Version 4: augmentation. A derived (augmented / synthetic) image is an ordinary row of `images`
+# whose file lives under derived/<set id>/ (the path prefix marks it, also in snapshots) and whose
+# provenance is in `derived_images`. Sets and derived rows are edit-log entities (core/edits.py), so
+# creating or deleting a set is one undoable edit. Triggers keep validation clean: a derived image is
+# always in the training split, and an image that derived images were made from (base image or
+# pasted crop, listed in `derived_sources`) must stay in the training split while they exist.
+# `classes.flip_ok`: 0 for orientation-sensitive classes (no mirrored copies); a project setting,
+# not a label, so it is not in the edit log.
+_DERIVED_ONLY_TRAIN = ("derived (augmented) images are training-only: they can never be in the validation or "
+                       "test split, nor without a split")
+_SOURCE_ONLY_TRAIN = ("this image has augmented copies (labeltool augment): it must stay in the training split "
+                      "while they exist; delete their augment set first (labeltool augment DIR --list, --delete ID)")
+SCHEMA_V4 = f"""
+ALTER TABLE classes ADD COLUMN flip_ok INTEGER NOT NULL DEFAULT 1 CHECK (flip_ok IN (0, 1));
+CREATE TABLE augment_sets (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    kind       TEXT NOT NULL CHECK (kind IN ('targeted', 'uniform')),
+    classes    TEXT NOT NULL,              -- JSON list of the targeted class names
+    params     TEXT NOT NULL,              -- JSON: presets, per-class targets and counts, copy-paste settings
+    seed       INTEGER NOT NULL,
+    status     TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deleted'))
+);
+CREATE TABLE derived_images (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id        INTEGER NOT NULL UNIQUE REFERENCES images (id) ON DELETE CASCADE,
+    set_id          INTEGER NOT NULL REFERENCES augment_sets (id),
+    source_image_id INTEGER NOT NULL,      -- the image it was made from; no FK: provenance outlives it
+    kind            TEXT NOT NULL CHECK (kind IN ('augment', 'copy_paste')),
+    transform       TEXT NOT NULL          -- JSON: seed, preset, applied transforms, pasted crops, "sources"
+);
+CREATE INDEX derived_images_set ON derived_images (set_id);
+CREATE TABLE derived_sources (             -- every image a derived image took pixels from (kept by a trigger)
+    derived_id INTEGER NOT NULL REFERENCES derived_images (id) ON DELETE CASCADE,
+    image_id   INTEGER NOT NULL
+);
+CREATE INDEX derived_sources_image ON derived_sources (image_id);
+CREATE INDEX derived_sources_derived ON derived_sources (derived_id);
+CREATE TRIGGER derived_sources_fill AFTER INSERT ON derived_images
+BEGIN
+    INSERT INTO derived_sources (derived_id, image_id)
+    SELECT NEW.id, value FROM json_each(NEW.transform, '$.sources');
+END;
+CREATE TRIGGER derived_sources_train_only BEFORE INSERT ON derived_images
+WHEN EXISTS (SELECT 1 FROM json_each(NEW.transform, '$.sources') j JOIN images i ON i.id = j.value
+             WHERE i.split IS NOT 'train')
+BEGIN SELECT RAISE(ABORT, '{_SOURCE_ONLY_TRAIN}'); END;
+CREATE TRIGGER derived_train_only_insert BEFORE INSERT ON images
+WHEN substr(NEW.path, 1, 8) = 'derived/' AND NEW.split IS NOT 'train'
+BEGIN SELECT RAISE(ABORT, '{_DERIVED_ONLY_TRAIN}'); END;
+CREATE TRIGGER derived_train_only_update BEFORE UPDATE OF split, path ON images
+WHEN substr(NEW.path, 1, 8) = 'derived/' AND NEW.split IS NOT 'train'
+BEGIN SELECT RAISE(ABORT, '{_DERIVED_ONLY_TRAIN}'); END;
+CREATE TRIGGER derived_source_stays_train BEFORE UPDATE OF split ON images
+WHEN NEW.split IS NOT 'train' AND EXISTS (SELECT 1 FROM derived_sources WHERE image_id = NEW.id)
+BEGIN SELECT RAISE(ABORT, '{_SOURCE_ONLY_TRAIN}'); END;
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # MIGRATIONS[v] upgrades a database from version v to v + 1. Version 0 is an empty file.
@@ -174,6 +232,7 @@ MIGRATIONS: dict[int, Migration] = {
     0: lambda conn: _run_script(conn, SCHEMA_V1),
     1: lambda conn: _run_script(conn, SCHEMA_V2),
     2: lambda conn: _run_script(conn, SCHEMA_V3),
+    3: lambda conn: _run_script(conn, SCHEMA_V4),
 }
 
 

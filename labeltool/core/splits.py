@@ -4,7 +4,7 @@ Only labeled images without a split are assigned; images that already have one (
 an earlier assignment or the user) keep it, so adding images never reshuffles the validation set.
 Assignment order comes from a hash of each image's content and the seed, so it is reproducible.
 Rare classes are served first so every class with at least two labeled images gets validation
-images where possible.
+images where possible. Derived (augmented) images under ``derived/`` are never assigned nor counted.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ def assign_splits(project: Project, *, val_fraction: float = DEFAULT_VAL_FRACTIO
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     conn = project.connection
-    labeled = conn.execute("SELECT id, sha256, split FROM images WHERE labeled = 1").fetchall()
+    # derived (augmented) images are always 'train' and count for nothing here: validation targets
+    # are a share of the real images
+    labeled = conn.execute(
+        "SELECT id, sha256, split FROM images WHERE labeled = 1 AND substr(path, 1, 8) != 'derived/'").fetchall()
     classes_of: dict[int, set[int]] = {i: set() for i, _, _ in labeled}
     for image_id, class_id in conn.execute("SELECT DISTINCT image_id, class_id FROM boxes"):
         if image_id in classes_of:

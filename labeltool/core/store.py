@@ -278,6 +278,8 @@ class Project:
         with self.edit("delete image") as e:
             for (box_id,) in e._conn.execute("SELECT id FROM boxes WHERE image_id = ?", (image_id,)).fetchall():
                 e.delete_box(box_id)
+            for (row_id,) in e._conn.execute("SELECT id FROM derived_images WHERE image_id = ?", (image_id,)).fetchall():
+                e.delete("derived_images", row_id)  # logged, so undo restores the image as derived
             e.delete("images", image_id)
 
     # -- undo / redo ------------------------------------------------------------------------------

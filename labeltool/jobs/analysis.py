@@ -48,6 +48,9 @@ def analyze_job(
     with Project.open(project_dir) as project:
         snapshot_id = project.create_snapshot(note="analysis")
         class_names, samples = snapshot_samples(project, snapshot_id)
+        # derived (augmented) images are judged by nobody: their labels come from their sources, and
+        # copies of held-out images in the training folds would leak them
+        samples = [s for s in samples if not s.derived]
         class_ids = {c.name: c.id for c in project.classes()}
         run = current_run(project)
     if len(samples) < 2:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
+from labeltool.core.derived import flip_ok_by_class, is_derived_path
 from labeltool.core.errors import ProjectError
 from labeltool.core.images import load_image
 from labeltool.core.store import Project
@@ -42,6 +43,8 @@ class Sample:
     width: int
     height: int
     box_ids: np.ndarray | None = None  # int64[N]: ids of the boxes in the project when snapshotted
+    derived: bool = False  # an augmented/synthetic image (derived/...): training only, never validated on
+    flip_ok: bool = True  # False when one of its classes is orientation-sensitive (no mirrored copies)
 
 
 def snapshot_samples(project: Project, snapshot_id: int) -> tuple[list[str], list[Sample]]:
@@ -55,6 +58,7 @@ def snapshot_samples(project: Project, snapshot_id: int) -> tuple[list[str], lis
         raise ProjectError("the project has no classes yet; import labels or add a class before training")
     index = {cid: i for i, (cid, _) in enumerate(classes)}
     boxes = project.snapshot_boxes(snapshot_id, with_ids=True)
+    no_flip = {cid for cid, ok in flip_ok_by_class(project).items() if not ok}  # a setting: current, not snapshotted
     sizes = dict((i, (w, h)) for i, w, h in conn.execute("SELECT id, width, height FROM images"))
     samples = []
     for image_id, path, split in conn.execute(
@@ -73,6 +77,8 @@ def snapshot_samples(project: Project, snapshot_id: int) -> tuple[list[str], lis
                 width=w,
                 height=h,
                 box_ids=np.array([r[0] for r in rows], dtype=np.int64),
+                derived=is_derived_path(path),
+                flip_ok=not any(r[1] in no_flip for r in rows),
             )
         )
     return [name for _, name in classes], samples
@@ -116,12 +122,13 @@ def unletterbox_boxes(boxes: np.ndarray, *, sx: float, sy: float, width: int, he
     return out
 
 
-def train_transform(*, seed: int | None = None) -> A.Compose:
-    """Default bbox-safe training augmentation for inspection images (on the letterboxed square)."""
+def train_transform(*, seed: int | None = None, flips: bool = True) -> A.Compose:
+    """Default bbox-safe training augmentation for inspection images (on the letterboxed square).
+
+    ``flips=False`` for images of orientation-sensitive classes (``Sample.flip_ok``)."""
     return A.Compose(
         [
-            A.HorizontalFlip(p=0.5),
-            A.VerticalFlip(p=0.5),
+            *([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)] if flips else []),
             A.Affine(scale=(0.85, 1.15), translate_percent=(-0.05, 0.05), rotate=(-5, 5), p=0.5,
                      border_mode=0, fill=LETTERBOX_FILL),
             A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
@@ -142,12 +149,14 @@ class DetectionDataset(torch.utils.data.Dataset):
     cached in memory (uint8, longest side S) so epochs after the first decode nothing.
     """
 
-    def __init__(self, samples: Sequence[Sample], *, size: int, transform: A.Compose | None = None) -> None:
+    def __init__(self, samples: Sequence[Sample], *, size: int, transform: A.Compose | None = None,
+                 no_flip_transform: A.Compose | None = None) -> None:
         if size < 32:
             raise ValueError(f"size must be at least 32 px, got {size}")
         self.samples = list(samples)
         self.size = size
         self.transform = transform
+        self.no_flip_transform = no_flip_transform  # for samples with flip_ok False (default: ``transform``)
         self._cache: dict[int, tuple[np.ndarray, float, float]] = {}
 
     def __len__(self) -> int:
@@ -167,8 +176,11 @@ class DetectionDataset(torch.utils.data.Dataset):
         boxes[:, [0, 2]] *= sx
         boxes[:, [1, 3]] *= sy
         labels = sample.labels
-        if self.transform is not None:
-            out = self.transform(image=image, bboxes=boxes, labels=labels)
+        transform = self.transform
+        if not sample.flip_ok and self.no_flip_transform is not None:
+            transform = self.no_flip_transform
+        if transform is not None:
+            out = transform(image=image, bboxes=boxes, labels=labels)
             image = out["image"]
             boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
             labels = np.asarray(out["labels"], dtype=np.int64)

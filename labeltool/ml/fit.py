@@ -48,7 +48,9 @@ class TrainOptions:
     seed: int = 0
     balanced: bool = False  # class-balanced (repeat-factor) sampling
     augment: bool = True  # bbox-safe augmentation of training images (data.train_transform)
+    derived: bool = True  # train on the derived (augmented / synthetic) images too (never validated on)
     patience: int = 8  # early stopping: epochs without a better val mAP@.5
+    steps_per_epoch: int | None = None  # fixed steps per epoch, images drawn with replacement (equal-compute comparisons)
     batch_size: int | None = None
     lr: float | None = None
     image_size: int | None = None
@@ -62,6 +64,8 @@ class TrainOptions:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if self.patience < 1:
             raise ValueError(f"patience must be at least 1, got {self.patience}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be at least 1, got {self.steps_per_epoch}")
 
 
 def lr_at(*, step: int, frac: float, peak: float, warmup_steps: int) -> float:
@@ -133,19 +137,23 @@ def fit(
     # gave val mAP@.5 0.28 at 1e-3, 0.41 at 3e-3 and 0.40 at 6e-3 (bench/train.py, edge preset).
     peak_lr = options.lr or preset.lr * (RANDOM_INIT_LR_FACTOR if weights.kind == "random" else 1.0)
     transform = train_transform(seed=options.seed) if options.augment else None
-    train_ds = DetectionDataset(train_s, size=size, transform=transform)
+    no_flip = train_transform(seed=options.seed, flips=False) if options.augment else None
+    train_ds = DetectionDataset(train_s, size=size, transform=transform, no_flip_transform=no_flip)
     val_ds = DetectionDataset(val_s, size=size)
     yield from _preload(train_ds, val_ds)
     t0 = max(t0, time.monotonic())  # the --minutes budget is for training, not for decoding images
     sampler: torch.utils.data.Sampler[int]
+    n_draw = len(train_s) if options.steps_per_epoch is None else options.steps_per_epoch * batch_size
     if options.balanced:
         sampler = torch.utils.data.WeightedRandomSampler(
-            repeat_factors(train_s), num_samples=len(train_s), replacement=True, generator=generator)
+            repeat_factors(train_s), num_samples=n_draw, replacement=True, generator=generator)
+    elif options.steps_per_epoch is not None:
+        sampler = torch.utils.data.RandomSampler(train_ds, replacement=True, num_samples=n_draw, generator=generator)
     else:
         sampler = torch.utils.data.RandomSampler(train_ds, generator=generator)
     loader = torch.utils.data.DataLoader(
         train_ds, batch_size=batch_size, sampler=sampler, collate_fn=collate,
-        drop_last=len(train_s) > batch_size, num_workers=0 if device.type == "cpu" else min(4, os.cpu_count() or 1),
+        drop_last=n_draw > batch_size, num_workers=0 if device.type == "cpu" else min(4, os.cpu_count() or 1),
     )
     epochs, minutes = options.epochs, options.minutes
     if epochs is None and minutes is None:

@@ -94,7 +94,14 @@ def _prefixed(gen: Generator[Progress, None, Any], prefix: str, *, keep_model: b
 def out_of_sample_predictions(
     samples: Sequence[Sample], class_names: list[str], *, k: int, preset: Preset, options: TrainOptions,
 ) -> Generator[Progress, None, OutOfSample]:
-    """K-fold predictions for every sample; yields Progress (stages 'fold i/k train' / '… eval')."""
+    """K-fold predictions for every sample; yields Progress (stages 'fold i/k train' / '… eval').
+
+    Derived (augmented) samples are refused: a copy of a held-out image in the training folds would
+    leak it into the model that judges it. Leave them out first (the analysis job does).
+    """
+    if any(s.derived for s in samples):
+        raise ValueError("out-of-sample predictions must not include derived (augmented) images; "
+                         "filter them out (Sample.derived) before the K-fold analysis")
     folds = assign_folds(samples, k=k, seed=options.seed)
     detections: list[Detections | None] = [None] * len(samples)
     per_fold: list[dict[str, Any]] = []

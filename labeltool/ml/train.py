@@ -75,19 +75,16 @@ def train(project_dir: Path, options: TrainOptions | None = None) -> Generator[P
 def _train(project_dir: Path, options: TrainOptions, preset: Preset, *, started: str, t0: float,
            snapshot_id: int, class_names: list[str], samples: list[Sample], previous: Run | None,
            assigned: dict[str, int], tmp_dir: Path, runs_dir: Path) -> Generator[Progress, None, dict[str, Any]]:
-    train_s = [s for s in samples if s.split == "train"]
-    val_s = [s for s in samples if s.split == "val"]
+    train_s, val_s, notes = select_samples(samples, derived=options.derived)
     if not train_s:
         raise ModelError(
             f"no labeled training images in {project_dir} ({len(samples)} labeled in all); "
             "import labels or label some images first"
         )
-    notes = []
-    if not val_s:
-        notes.append("no validation images (too few labeled images): validating on the training images")
-        val_s = train_s
-    yield Progress("prepare", 1, 1, f"{len(train_s)} train / {len(val_s)} val images, {len(class_names)} classes",
-                   metrics={"snapshot_id": snapshot_id, "assigned": assigned, "notes": notes})
+    n_derived = sum(s.derived for s in train_s)
+    yield Progress("prepare", 1, 1, f"{len(train_s)} train ({n_derived} derived) / {len(val_s)} val images, "
+                   f"{len(class_names)} classes",
+                   metrics={"snapshot_id": snapshot_id, "assigned": assigned, "notes": notes, "n_derived": n_derived})
 
     result = yield from fit(train_s, val_s, class_names, preset=preset, options=options, t0=t0)
     model, best, history, step, seen = result.model, result.best, result.history, result.steps, result.seen
@@ -113,7 +110,7 @@ def _train(project_dir: Path, options: TrainOptions, preset: Preset, *, started:
         "images_seen": seen, "train_loop_s": round(train_s_wall, 1),
         "images_per_s": round(seen / max(1e-9, train_s_wall), 2),
         "train_flops_estimate": int(3 * flops * seen), "forward_flops": int(flops),
-        "n_train": len(train_s), "n_val": len(val_s), "notes": notes,
+        "n_train": len(train_s), "n_val": len(val_s), "n_derived": n_derived, "notes": notes,
     }
     metrics = {"schema_version": 1, "final": best.to_dict(), "history": history, "previous_run_id": previous.id if previous else None,
                "previous": prev_eval.to_dict() if prev_eval else None, "delta": delta,
@@ -142,7 +139,24 @@ def _train(project_dir: Path, options: TrainOptions, preset: Preset, *, started:
             "previous": prev_eval.to_dict() if prev_eval else None,
             "history": history, **{k: summary[k] for k in (
                 "weights", "epochs_done", "images_seen", "images_per_s", "train_flops_estimate",
-                "train_loop_s", "n_train", "n_val", "notes")}, "wall_s": metrics["wall_s"]}
+                "train_loop_s", "n_train", "n_val", "n_derived", "notes")}, "wall_s": metrics["wall_s"]}
+
+
+def select_samples(samples: list[Sample], *, derived: bool = True) -> tuple[list[Sample], list[Sample], list[str]]:
+    """Training and validation samples of a snapshot, and notes for the user.
+
+    Validation never includes derived (augmented) images; training includes them unless
+    ``derived=False``. Without validation images the real training images stand in (with a note).
+    """
+    train_s = [s for s in samples if s.split == "train" and (derived or not s.derived)]
+    val_s = [s for s in samples if s.split == "val" and not s.derived]
+    notes = []
+    if not val_s:
+        notes.append("no validation images (too few labeled images): validating on the training images")
+        val_s = [s for s in train_s if not s.derived] or train_s
+    if not derived and any(s.derived for s in samples):
+        notes.append("derived (augmented) images left out of training (--no-derived)")
+    return train_s, val_s, notes
 
 
 def _evaluate_previous(project_dir: Path, rel_path: str, val_ds: DetectionDataset, class_names: list[str],
@@ -164,4 +178,4 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["TrainOptions", "lr_at", "train"]
+__all__ = ["TrainOptions", "lr_at", "select_samples", "train"]
