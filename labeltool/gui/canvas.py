@@ -24,12 +24,12 @@ from labeltool.core.store import Project
 from . import constants as C
 from . import geometry as geo
 from .overlay import Shape, paint_shapes
+from .shortcuts import CANVAS_ACTIONS, binding_for
 
 _CURSORS = {"nw": Qt.CursorShape.SizeFDiagCursor, "se": Qt.CursorShape.SizeFDiagCursor,
             "ne": Qt.CursorShape.SizeBDiagCursor, "sw": Qt.CursorShape.SizeBDiagCursor,
             "n": Qt.CursorShape.SizeVerCursor, "s": Qt.CursorShape.SizeVerCursor,
             "e": Qt.CursorShape.SizeHorCursor, "w": Qt.CursorShape.SizeHorCursor}
-_NUMBER_KEYS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(1, 10)}
 
 
 @dataclass(slots=True)
@@ -324,38 +324,44 @@ class Canvas(QGraphicsView):
 
     # -- keys and edits ----------------------------------------------------------------------------------
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        """Ctrl+Z undo; Ctrl+Shift+Z / Ctrl+Y redo; Delete; 1-9 class; F fit; 0 1:1; A / Shift+A accept
-        model box(es); Right/PageDown next image, Left/PageUp previous; Esc deselect; Space (held) pan."""
-        key, mods = event.key(), event.modifiers()
-        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
-        shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
-        if event.matches(QKeySequence.StandardKey.Undo) or (ctrl and not shift and key == Qt.Key.Key_Z):
+        """Keys of ``shortcuts.BINDINGS`` whose action is a canvas action (the ``?`` sheet lists them)."""
+        if event.matches(QKeySequence.StandardKey.Undo):
             self.undo()
-        elif event.matches(QKeySequence.StandardKey.Redo) or (ctrl and key in (Qt.Key.Key_Y, Qt.Key.Key_Z)):
+            return
+        if event.matches(QKeySequence.StandardKey.Redo):
             self.redo()
-        elif ctrl:
+            return
+        binding = binding_for(event)
+        if binding is None or binding.action not in CANVAS_ACTIONS:
             super().keyPressEvent(event)
-        elif key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            return
+        self.run_action(binding.action, binding.arg)
+
+    def run_action(self, action: str, arg: int = 0) -> None:
+        """Do canvas action ``action`` (a ``Binding.action``) with its argument."""
+        if action == "undo":
+            self.undo()
+        elif action == "redo":
+            self.redo()
+        elif action == "delete":
             self.delete_selected()
-        elif key in _NUMBER_KEYS:
-            self.set_class_by_number(_NUMBER_KEYS[key])
-        elif key == Qt.Key.Key_F:
+        elif action == "class":
+            self.set_class_by_number(arg)
+        elif action == "fit":
             self.fit_view()
-        elif key == Qt.Key.Key_0:
+        elif action == "one_to_one":
             self.zoom_one()
-        elif key == Qt.Key.Key_A:
-            self.accept_all_visible() if shift else self.accept_selected()
-        elif key in (Qt.Key.Key_Right, Qt.Key.Key_PageDown):
-            self.step_image.emit(1)
-        elif key in (Qt.Key.Key_Left, Qt.Key.Key_PageUp):
-            self.step_image.emit(-1)
-        elif key == Qt.Key.Key_Escape:
+        elif action == "accept":
+            self.accept_selected()
+        elif action == "accept_all":
+            self.accept_all_visible()
+        elif action in ("next", "previous"):
+            self.step_image.emit(arg)
+        elif action == "deselect":
             self._drag, self.selected, self.selected_prediction = None, [], None
             self.viewport().update()
-        elif key == Qt.Key.Key_Space:
+        elif action == "pan_key":
             self._space = True
-        else:
-            super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():

@@ -13,14 +13,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QColor, QIcon, QKeySequence, QPixmap
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QColor, QDragEnterEvent, QDropEvent, QIcon, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
+    QComboBox,
+    QDialog,
     QFileDialog,
     QLabel,
-    QListWidget,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QSlider,
     QSplitter,
@@ -31,12 +33,21 @@ from PySide6.QtWidgets import (
 )
 
 from labeltool.core.errors import LabeltoolError
-from labeltool.core.model import Image
+from labeltool.core.ingest import ImportSummary
+from labeltool.core.labels import Report
 from labeltool.core.stats import project_stats
 from labeltool.core.store import Project
 
 from . import constants as C
+from . import dialogs
 from .canvas import Canvas
+from .image_list import ImageListModel, ImageListView, ImageRow, filter_choices
+from .shortcuts import ShortcutSheet, binding_for, keys_of
+
+
+def default_settings() -> QSettings:
+    """Where the recent-projects list lives (tests replace this with a file in a temporary folder)."""
+    return QSettings("labeltool", "labeltool")
 
 
 class MainWindow(QMainWindow):
@@ -47,13 +58,22 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("labeltool")
         self.resize(1280, 800)
         self.project: Project | None = None
-        self.images: list[Image] = []
-        self.image_list = QListWidget()
-        self.image_list.currentRowChanged.connect(self._show_row)
+        self.settings = default_settings()
+        self.image_model = ImageListModel(self)
+        self.image_list = ImageListView()
+        self.image_list.setModel(self.image_model)
+        self.image_list.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._show_row(cur.row()))
+        self.filter_combo = QComboBox()
+        self.filter_combo.setToolTip("Which images the list shows")
+        self.filter_combo.activated.connect(self._filter_changed)
+        self.list_count = QLabel()
+        self.report_dialog: QWidget | None = None  # the last import/export summary (kept alive)
+        self.sheet: ShortcutSheet | None = None
+        self.setAcceptDrops(True)
         self.canvas = Canvas()
         self.canvas.step_image.connect(self.step_image)
         self.canvas.show_image_requested.connect(self.show_image)
-        self.canvas.edited.connect(self._refresh_counts)
+        self.canvas.edited.connect(self._edited)
         self.canvas.view_changed.connect(self._update_status)
         self.canvas.error.connect(lambda title, exc: show_error(self, title, exc))
         self.class_table = QTableWidget(0, 3)
@@ -79,53 +99,142 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.class_table, 1)
         layout.addWidget(self.score_label)
         layout.addWidget(self.score_slider)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.filter_combo)
+        left_layout.addWidget(self.list_count)
+        left_layout.addWidget(self.image_list, 1)
         splitter = QSplitter()
-        splitter.addWidget(self.image_list)
+        splitter.addWidget(left)
         splitter.addWidget(self.canvas)
         splitter.addWidget(panel)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([240, 760, 280])
+        splitter.setSizes([300, 700, 280])
         self.setCentralWidget(splitter)
-        open_action = QAction("&Open project…", self)
-        open_action.setShortcut(QKeySequence.StandardKey.Open)
-        open_action.triggered.connect(self._choose_project)
-        self.menuBar().addMenu("&File").addAction(open_action)
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self._action("&New project…", "new", self._choose_new_project))
+        file_menu.addAction(self._action("&Open project…", "open", self._choose_project))
+        self.recent_menu = QMenu("Open &recent", self)
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("&Import labels or images…", "import", lambda: self.import_dialog()))
+        file_menu.addAction(self._action("&Export labels…", "export", self.export_dialog))
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("&Quit", "", self.close))
         edit_menu = self.menuBar().addMenu("&Edit")
-        for text, keys, slot in (("&Undo", ["Ctrl+Z"], self.canvas.undo),
-                                 ("&Redo", ["Ctrl+Shift+Z", "Ctrl+Y"], self.canvas.redo)):
-            action = QAction(text, self)
-            action.setShortcuts([QKeySequence(k) for k in keys])
-            action.triggered.connect(slot)
-            edit_menu.addAction(action)
+        edit_menu.addAction(self._action("&Undo", "undo", self.canvas.undo))
+        edit_menu.addAction(self._action("&Redo", "redo", self.canvas.redo))
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self._action("&Keyboard shortcuts", "shortcuts", self.show_shortcuts))
+        self._update_recent_menu()
         self.status = QLabel()
         self.statusBar().addPermanentWidget(self.status)
         self.statusBar().showMessage("no project open")
 
+    def _action(self, text: str, name: str, slot) -> QAction:  # type: ignore[no-untyped-def]
+        """A menu action whose keys come from the shortcut table (``shortcuts.BINDINGS``)."""
+        action = QAction(text, self)
+        if name:
+            action.setShortcuts(keys_of(name))
+        action.triggered.connect(slot)
+        return action
+
+    @property
+    def images(self) -> list[ImageRow]:
+        """The rows the image list shows (after the filter)."""
+        return self.image_model.rows
+
+    # -- projects -------------------------------------------------------------------------------------
     def _choose_project(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open labeltool project")
         if folder:
             self.open_project(Path(folder))
 
-    def open_project(self, root: Path) -> None:
+    def _choose_new_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "New project: choose a new or empty folder")
+        if folder:
+            self.new_project(Path(folder))
+
+    def new_project(self, root: Path) -> bool:
+        """Create a project in ``root`` (new or empty folder) and open it."""
+        try:
+            Project.create(root).close()
+        except LabeltoolError as exc:
+            show_error(self, "Cannot create the project", exc)
+            return False
+        return self.open_project(root)
+
+    def open_project(self, root: Path) -> bool:
         try:
             project = Project.open(root)
-            images = project.images()
         except LabeltoolError as exc:
             show_error(self, "Cannot open project", exc)
-            return
+            return False
         if self.project is not None:
             self.project.close()
-        self.project, self.images = project, images
+        self.project = project
         self.setWindowTitle(f"labeltool — {project.root.name}")
-        self.canvas.set_project(project)
-        self._refresh_counts()
+        self._remember(project.root)
         self.statusBar().showMessage(f"{project.root}  ·  schema v{project.schema_version}")
-        self.image_list.blockSignals(True)
-        self.image_list.clear()
-        self.image_list.addItems([img.path for img in images])
-        self.image_list.blockSignals(False)
-        if images:
-            self.image_list.setCurrentRow(0)
+        self._reload_all()
+        return True
+
+    def _reload_all(self, keep: int | None = None) -> None:
+        """Re-read classes, list rows and counts (after opening or importing); show ``keep`` or the first."""
+        project = self.project
+        self.canvas.set_project(project)
+        self.filter_combo.clear()
+        for text, flt in filter_choices(project):
+            self.filter_combo.addItem(text, flt)
+        self.image_model.set_project(project)
+        self._refresh_counts()
+        self._after_filter(keep)
+
+    def recent_projects(self) -> list[str]:
+        value = self.settings.value("recent_projects", [])
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [str(v) for v in items if v]
+
+    def _remember(self, root: Path) -> None:
+        items = [str(root), *[p for p in self.recent_projects() if p != str(root)]][:C.RECENT_PROJECTS]
+        self.settings.setValue("recent_projects", items)
+        self.settings.sync()
+        self._update_recent_menu()
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_projects()
+        for path in recent:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_project(Path(p)))
+        self.recent_menu.setEnabled(bool(recent))
+
+    # -- image list -----------------------------------------------------------------------------------
+    def _filter_changed(self, _index: int = 0) -> None:
+        flt = self.filter_combo.currentData()
+        if flt is None:
+            return
+        keep = self.canvas.image.id if self.canvas.image is not None else None
+        self.image_model.set_filter(flt)
+        self._after_filter(keep)
+
+    def set_filter_index(self, index: int) -> None:
+        self.filter_combo.setCurrentIndex(index)
+        self._filter_changed(index)
+
+    def _after_filter(self, keep: int | None) -> None:
+        total = self.project.image_count() if self.project is not None else 0
+        self.list_count.setText(f"{self.image_model.rowCount()} of {total} images")
+        row = self.image_model.row_of(keep) if keep is not None else None
+        if row is None and self.image_model.rowCount():
+            row = 0
+        if row is not None:
+            if self.image_list.currentRow() == row:
+                self._show_row(row)
+            else:
+                self.image_list.setCurrentRow(row)
+            self.image_list.scrollTo(self.image_model.index(row))
 
     def _show_row(self, row: int) -> None:
         if self.project is None or not 0 <= row < len(self.images):
@@ -144,10 +253,15 @@ class MainWindow(QMainWindow):
             self.image_list.setCurrentRow(row)
 
     def show_image(self, image_id: int) -> None:
-        """Select the image with id ``image_id`` in the list (and so show it)."""
-        rows = [i for i, img in enumerate(self.images) if img.id == image_id]
-        if rows:
-            self.image_list.setCurrentRow(rows[0])
+        """Select the image with id ``image_id`` in the list (and so show it); shows all images first
+        when the filter hides it."""
+        self.image_model.refresh_image(image_id)
+        row = self.image_model.row_of(image_id)
+        if row is None and self.filter_combo.currentIndex() != 0:
+            self.set_filter_index(0)
+            row = self.image_model.row_of(image_id)
+        if row is not None:
+            self.image_list.setCurrentRow(row)
 
     def _choose_class(self, row: int, _column: int = 0) -> None:
         if 0 <= row < len(self.canvas.classes):
@@ -156,6 +270,11 @@ class MainWindow(QMainWindow):
     def _set_score_threshold(self, value: int) -> None:
         self.score_label.setText(f"Model boxes shown from score {value / 100:.2f} (A accepts, Shift+A all)")
         self.canvas.set_score_threshold(value / 100)
+
+    def _edited(self) -> None:
+        if self.canvas.image is not None:
+            self.image_model.refresh_image(self.canvas.image.id)
+        self._refresh_counts()
 
     def _refresh_counts(self) -> None:
         if self.project is None:
@@ -191,6 +310,100 @@ class MainWindow(QMainWindow):
                             f"{image.width}×{image.height} px  ·  zoom {self.canvas.view_state.zoom * 100:.0f}%")
 
 
+    # -- import / export --------------------------------------------------------------------------------
+    def _need_project(self) -> bool:
+        if self.project is None:
+            QMessageBox.information(self, "No project open",
+                                    "Open a project (File ▸ Open) or create one (File ▸ New) first.")
+            return False
+        return True
+
+    def import_dialog(self, source: Path | None = None) -> None:
+        """Ask for the source and format (detected), then import."""
+        if not self._need_project():
+            return
+        dialog = dialogs.ImportDialog(self, source)
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.path.text():
+            self.import_source(dialog.source, fmt=dialog.fmt)
+
+    def import_source(self, source: Path, *, fmt: str | None = None) -> ImportSummary | None:
+        """Import ``source`` into the open project, refresh everything and show what was added/skipped."""
+        if not self._need_project():
+            return None
+        assert self.project is not None
+        keep = self.canvas.image.id if self.canvas.image is not None else None
+        summary = dialogs.run_import(self, self.project.root, source, fmt=fmt)
+        if summary is None:
+            return None
+        self._reload_all(keep)
+        self._show_report(dialogs.import_report_dialog(self, summary))
+        return summary
+
+    def export_dialog(self) -> None:
+        if not self._need_project():
+            return
+        dialog = dialogs.ExportDialog(self)
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.dest.text():
+            self.export_to(Path(dialog.dest.text()), fmt=dialog.fmt,
+                           include_unlabeled=dialog.include_unlabeled.isChecked())
+
+    def export_to(self, dest: Path, *, fmt: str, include_unlabeled: bool = False) -> Report | None:
+        if not self._need_project():
+            return None
+        assert self.project is not None
+        report = dialogs.run_export(self, self.project, dest, fmt=fmt, include_unlabeled=include_unlabeled)
+        if report is not None:
+            self._show_report(dialogs.export_report_dialog(self, report, dest, fmt))
+        return report
+
+    def _show_report(self, dialog: QWidget) -> None:
+        if self.report_dialog is not None:
+            self.report_dialog.close()
+        self.report_dialog = dialog
+        dialog.show()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if _dropped_path(event) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        path = _dropped_path(event)
+        if path is not None:
+            event.acceptProposedAction()
+            self.import_dialog(path)
+
+    # -- help, closing -------------------------------------------------------------------------------
+    def show_shortcuts(self) -> None:
+        if self.sheet is None:
+            self.sheet = ShortcutSheet(self)
+        self.sheet.show()
+        self.sheet.raise_()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        """Window keys of the shortcut table that reached the window without triggering their action."""
+        binding = binding_for(event)
+        actions = {"shortcuts": self.show_shortcuts, "import": self.import_dialog, "export": self.export_dialog,
+                   "open": self._choose_project, "new": self._choose_new_project}
+        if binding is not None and binding.action in actions:
+            actions[binding.action]()
+        else:
+            super().keyPressEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.image_model.loader.clear()
+        self.image_model.loader.wait(2000)
+        if self.project is not None:
+            self.project.close()
+            self.project = None
+        super().closeEvent(event)
+
+
+def _dropped_path(event: QDragEnterEvent | QDropEvent) -> Path | None:
+    urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+    local = [u.toLocalFile() for u in urls if u.isLocalFile()]
+    return Path(local[0]) if local else None
+
+
 def _swatch(color: str) -> QIcon:
     pixmap = QPixmap(12, 12)
     pixmap.fill(QColor(color))
@@ -198,8 +411,8 @@ def _swatch(color: str) -> QIcon:
 
 
 def show_error(parent: QWidget | None, title: str, exc: BaseException) -> None:
-    """A dialog with the user-facing message of ``exc`` (the message already says what to do)."""
-    QMessageBox.critical(parent, title, str(exc))
+    """A dialog with the user-facing message of ``exc``: what happened and what to do."""
+    dialogs.show_error(parent, title, exc)
 
 
 def _excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:

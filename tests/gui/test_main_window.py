@@ -24,7 +24,7 @@ def test_window_shows_project_images_and_classes(qtbot, tmp_path: Path) -> None:
     qtbot.addWidget(window)
     window.open_project(tmp_path / "p")
     assert window.image_list.count() == 6
-    assert window.image_list.item(0).text() == "images/part_00000.png"
+    assert window.image_list.row_text(0).startswith("images/part_00000.png\n✓ labeled")
     assert window.class_table.rowCount() == 5
     assert window.class_table.item(0, 0).text() == "scratch"
     assert "6 images" in window.summary.text()

@@ -1,0 +1,385 @@
+"""The image list: a virtualized model over one SQL query, thumbnails decoded off the GUI thread.
+
+``query_rows`` reads every row the list shows (path, labeled flag, split, box and open-issue counts)
+in one query; painting never touches the database. The view asks for a thumbnail only for the rows
+it paints (``DecorationRole``); the ``ThumbnailLoader`` decodes them on worker threads, newest
+request first, dropping requests for rows scrolled past, and keeps a count-bounded LRU cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRunnable,
+    QSize,
+    Qt,
+    QThreadPool,
+    Signal,
+)
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import QListView, QWidget
+
+from labeltool.core.errors import LabeltoolError
+from labeltool.core.images import thumbnail
+from labeltool.core.issues import latest_analysis
+from labeltool.core.store import Project
+
+from . import constants as C
+
+SPLITS = ("train", "val", "test")
+_Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which images the list shows: kind 'all', 'unlabeled', 'issues', 'class' (value = class id),
+    'split' (value = 'train' / 'val' / 'test' / None for no split)."""
+
+    kind: str = "all"
+    value: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRow:
+    """One row of the list (no pixels): enough to draw the row text and to open the image."""
+
+    id: int
+    path: str
+    width: int
+    height: int
+    split: str | None
+    labeled: bool
+    boxes: int
+    open_issues: int
+
+    @property
+    def text(self) -> str:
+        """Row text: file name, then markers: ✓ labeled / ○ unlabeled, box count, ⚠ open issues, split."""
+        marks = [("✓ labeled" if self.labeled else "○ unlabeled"), f"{self.boxes} box{'es' if self.boxes != 1 else ''}"]
+        if self.open_issues:
+            marks.append(f"⚠ {self.open_issues} issue{'s' if self.open_issues != 1 else ''}")
+        if self.split:
+            marks.append(self.split)
+        return f"{self.path}\n{'  ·  '.join(marks)}"
+
+
+def query_rows(project: Project, flt: Filter = Filter(), *, image_id: int | None = None) -> list[ImageRow]:
+    """The list's rows under ``flt`` (or the one row of ``image_id``), ordered by id, in one query."""
+    latest = latest_analysis(project)
+    analysis_id = -1 if latest is None else latest.id
+    where, params = [], [analysis_id]
+    if image_id is not None:
+        where.append("i.id = ?")
+        params.append(image_id)
+    if flt.kind == "unlabeled":
+        where.append("i.labeled = 0")
+    elif flt.kind == "issues":
+        where.append("coalesce(q.n, 0) > 0")
+    elif flt.kind == "class":
+        where.append("EXISTS (SELECT 1 FROM boxes c WHERE c.image_id = i.id AND c.class_id = ?)")
+        params.append(flt.value)
+    elif flt.kind == "split":
+        if flt.value is None:
+            where.append("i.split IS NULL")
+        else:
+            where.append("i.split = ?")
+            params.append(flt.value)
+    elif flt.kind != "all":
+        raise ValueError(f"unknown image filter {flt.kind!r}")
+    sql = (
+        "SELECT i.id, i.path, i.width, i.height, i.split, i.labeled, coalesce(b.n, 0), coalesce(q.n, 0) "
+        "FROM images i "
+        "LEFT JOIN (SELECT image_id, count(*) AS n FROM boxes GROUP BY image_id) b ON b.image_id = i.id "
+        "LEFT JOIN (SELECT image_id, count(*) AS n FROM issues WHERE analysis_id = ? AND status = 'open' "
+        "GROUP BY image_id) q ON q.image_id = i.id"
+    )
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY i.id"
+    rows = project.connection.execute(sql, params).fetchall()
+    return [ImageRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) for r in rows]
+
+
+def filter_choices(project: Project | None) -> list[tuple[str, Filter]]:
+    """(label, filter) entries of the filter combo box."""
+    choices = [("All images", Filter()), ("Unlabeled", Filter("unlabeled")), ("Has open issues", Filter("issues"))]
+    choices += [(f"Split: {s}", Filter("split", s)) for s in SPLITS] + [("Split: none", Filter("split", None))]
+    if project is not None:
+        choices += [(f"Contains class: {c.name}", Filter("class", c.id)) for c in project.classes()]
+    return choices
+
+
+class ThumbnailCache:
+    """Least-recently-used map key -> QImage holding at most ``capacity`` entries."""
+
+    def __init__(self, capacity: int = C.THUMB_CACHE_COUNT) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[object, QImage] = OrderedDict()
+
+    def get(self, key: object) -> QImage | None:
+        image = self._items.get(key)
+        if image is not None:
+            self._items.move_to_end(key)
+        return image
+
+    def put(self, key: object, image: QImage) -> None:
+        self._items[key] = image
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+
+class _Signals(QObject):
+    done = Signal(object, object)  # (key, QImage or None when the file cannot be read)
+
+
+class _Worker(QRunnable):
+    """Decodes queued thumbnails, newest request first, until the queue is empty."""
+
+    def __init__(self, loader: ThumbnailLoader) -> None:
+        super().__init__()
+        self.loader = loader
+
+    def run(self) -> None:
+        while (job := self.loader._take()) is not None:
+            key, path = job
+            try:
+                rgb = thumbnail(path, max_side=C.THUMB_SIDE)
+                data = rgb.tobytes()
+                image: QImage | None = QImage(data, rgb.width, rgb.height, 3 * rgb.width,
+                                              QImage.Format.Format_RGB888).copy()
+            except (LabeltoolError, OSError, ValueError):
+                image = None
+            self.loader._signals.done.emit(key, image)
+
+
+class ThumbnailLoader(QObject):
+    """Decodes thumbnails on a thread pool; ``ready(key)`` is emitted on the GUI thread when cached.
+
+    Requests form a LIFO queue of at most ``THUMB_QUEUE`` entries: the rows painted last are decoded
+    first, and requests for rows scrolled out of sight long ago are dropped. ``decoded`` counts the
+    files actually decoded (for tests and the benchmark).
+    """
+
+    ready = Signal(object)
+
+    def __init__(self, parent: QObject | None = None, *, threads: int = C.THUMB_THREADS) -> None:
+        super().__init__(parent)
+        self.cache = ThumbnailCache()
+        self.failed: set[object] = set()
+        self.requested = 0
+        self.decoded = 0
+        self._lock = threading.Lock()
+        self._queue: OrderedDict[object, Path] = OrderedDict()
+        self._pending: set[object] = set()  # queued or being decoded
+        self._running = 0
+        self._threads = threads
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(threads)
+        self._signals = _Signals()
+        self._signals.done.connect(self._done)
+
+    def get(self, key: object, path: Path) -> QImage | None:
+        """The cached thumbnail of ``key``, or None after queueing its decoding (once)."""
+        image = self.cache.get(key)
+        if image is not None or key in self.failed:
+            return image
+        with self._lock:
+            if key in self._queue:
+                self._queue.move_to_end(key)
+                return None
+            if key in self._pending:
+                return None
+            self.requested += 1
+            self._queue[key] = path
+            self._pending.add(key)
+            while len(self._queue) > C.THUMB_QUEUE:
+                dropped, _ = self._queue.popitem(last=False)
+                self._pending.discard(dropped)
+            start = self._running < self._threads
+            if start:
+                self._running += 1
+        if start:
+            self._pool.start(_Worker(self))
+        return None
+
+    def _take(self) -> tuple[object, Path] | None:
+        with self._lock:
+            if not self._queue:
+                self._running -= 1
+                return None
+            key, path = self._queue.popitem(last=True)
+            self.decoded += 1
+            return key, path
+
+    def _done(self, key: object, image: QImage | None) -> None:
+        with self._lock:
+            self._pending.discard(key)
+        if image is None:
+            self.failed.add(key)
+        else:
+            self.cache.put(key, image)
+        self.ready.emit(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._pending.clear()
+        self.cache.clear()
+        self.failed.clear()
+
+    def wait(self, msecs: int = 5000) -> bool:
+        """Block until the workers are idle (tests, shutdown)."""
+        return self._pool.waitForDone(msecs)
+
+
+class ImageListModel(QAbstractListModel):
+    """Rows of ``query_rows``; DisplayRole = row text, DecorationRole = thumbnail or a placeholder."""
+
+    IdRole = Qt.ItemDataRole.UserRole + 1
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.project: Project | None = None
+        self.filter = Filter()
+        self.rows: list[ImageRow] = []
+        self._row_of: dict[int, int] = {}
+        self.loader = ThumbnailLoader(self)
+        self.loader.ready.connect(self._thumbnail_ready)
+        placeholder = QPixmap(C.THUMB_SIDE, C.THUMB_SIDE)
+        placeholder.fill(QColor("#555555"))
+        self._placeholder = QIcon(placeholder)
+        self._broken = QPixmap(C.THUMB_SIDE, C.THUMB_SIDE)
+        self._broken.fill(QColor("#a03030"))
+        self._icons: OrderedDict[int, QIcon] = OrderedDict()
+
+    def set_project(self, project: Project | None) -> None:
+        self.project = project
+        self.filter = Filter()
+        self.loader.clear()
+        self._icons.clear()
+        self.reload()
+
+    def set_filter(self, flt: Filter) -> None:
+        self.filter = flt
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read all rows (one query)."""
+        self.beginResetModel()
+        self.rows = query_rows(self.project, self.filter) if self.project is not None else []
+        self._row_of = {r.id: i for i, r in enumerate(self.rows)}
+        self.endResetModel()
+
+    def refresh_image(self, image_id: int) -> None:
+        """Re-read one row's text after an edit (the row stays even if it no longer matches the filter)."""
+        row = self._row_of.get(image_id)
+        if self.project is None or row is None:
+            return
+        fresh = query_rows(self.project, image_id=image_id)
+        if fresh:
+            self.rows[row] = fresh[0]
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole])
+
+    def row_of(self, image_id: int) -> int | None:
+        return self._row_of.get(image_id)
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 (Qt signature)
+        return 0 if parent.isValid() else len(self.rows)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid() or not 0 <= index.row() < len(self.rows):
+            return None
+        row = self.rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return row.text
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{row.path}\n{row.width}×{row.height} px"
+        if role == self.IdRole:
+            return row.id
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._icon(row)
+        return None
+
+    def _icon(self, row: ImageRow) -> QIcon:
+        icon = self._icons.get(row.id)
+        if icon is not None:
+            self._icons.move_to_end(row.id)
+            return icon
+        assert self.project is not None
+        image = self.loader.get(row.id, self.project.root / row.path)
+        if image is None:
+            if row.id not in self.loader.failed:
+                return self._placeholder
+            icon = QIcon(self._broken)
+        else:
+            icon = QIcon(QPixmap.fromImage(image))
+        self._icons[row.id] = icon
+        while len(self._icons) > C.THUMB_CACHE_COUNT:
+            self._icons.popitem(last=False)
+        return icon
+
+    def _thumbnail_ready(self, key: object) -> None:
+        row = self._row_of.get(key) if isinstance(key, int) else None
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+class ImageListView(QListView):
+    """A list view that never measures all rows (uniform item sizes) and speaks in rows."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setUniformItemSizes(True)  # without it Qt asks every row for its size (and thumbnail)
+        self.setIconSize(QSize(C.THUMB_ICON_PX, C.THUMB_ICON_PX))
+        self.setSelectionMode(QListView.SelectionMode.SingleSelection)
+        self.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+
+    def list_model(self) -> ImageListModel:
+        model = self.model()
+        assert isinstance(model, ImageListModel)
+        return model
+
+    def count(self) -> int:
+        return self.list_model().rowCount()
+
+    def currentRow(self) -> int:  # noqa: N802 (QListWidget name)
+        index = self.currentIndex()
+        return index.row() if index.isValid() else -1
+
+    def setCurrentRow(self, row: int) -> None:  # noqa: N802
+        self.setCurrentIndex(self.list_model().index(row))
+
+    def row_text(self, row: int) -> str:
+        return str(self.list_model().data(self.list_model().index(row)))
+
+
+def visible_rows(view: QListView) -> Sequence[int]:
+    """Rows whose rectangles intersect the viewport (for tests)."""
+    model = view.model()
+    top = view.indexAt(view.viewport().rect().topLeft())
+    bottom = view.indexAt(view.viewport().rect().bottomLeft())
+    first = top.row() if top.isValid() else 0
+    last = bottom.row() if bottom.isValid() else model.rowCount() - 1
+    return range(first, last + 1)

@@ -1,0 +1,119 @@
+"""The one table of keys and mouse gestures: the canvas and window dispatch from it, and the
+shortcut sheet (``?``) is generated from it, so the sheet cannot go stale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QKeyCombination, Qt
+from PySide6.QtGui import QKeyEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """``action``: the name the canvas/window dispatch on; ``keys``: QKeySequence strings (empty for
+    mouse gestures, whose text is in ``gesture``); ``arg``: passed to the action (class number, step)."""
+
+    action: str
+    keys: tuple[str, ...]
+    text: str
+    group: str
+    arg: int = 0
+    gesture: str = ""
+
+
+BINDINGS: tuple[Binding, ...] = (
+    Binding("undo", ("Ctrl+Z",), "Undo the last edit (any image)", "Edit"),
+    Binding("redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Redo", "Edit"),
+    Binding("delete", ("Delete", "Backspace"), "Delete the selected boxes (or reject the model box)", "Edit"),
+    *(Binding("class", (str(n),), f"Class {n}: for new boxes, and relabel the selection", "Edit", arg=n)
+      for n in range(1, 10)),
+    Binding("accept", ("A",), "Accept the selected model box", "Model boxes"),
+    Binding("accept_all", ("Shift+A",), "Accept all shown model boxes", "Model boxes"),
+    Binding("next", ("Right", "PgDown"), "Next image", "Images", arg=1),
+    Binding("previous", ("Left", "PgUp"), "Previous image", "Images", arg=-1),
+    Binding("fit", ("F",), "Fit the image into the view", "View"),
+    Binding("one_to_one", ("0",), "Zoom 1:1 (one image pixel per screen pixel)", "View"),
+    Binding("deselect", ("Esc",), "Cancel the drag / deselect", "Edit"),
+    Binding("pan_key", ("Space",), "Hold and drag to pan", "View", gesture="Space + drag"),
+    Binding("shortcuts", ("?",), "Show this sheet", "Help"),
+    Binding("open", ("Ctrl+O",), "Open a project", "File"),
+    Binding("new", ("Ctrl+N",), "New project", "File"),
+    Binding("import", ("Ctrl+I",), "Import labels or images", "File"),
+    Binding("export", ("Ctrl+E",), "Export labels", "File"),
+    Binding("draw", (), "Draw a box of the current class (Shift: also over a box)", "Mouse",
+            gesture="Drag on the image"),
+    Binding("select", (), "Select a box (Ctrl+click: add to the selection)", "Mouse", gesture="Click a box"),
+    Binding("move", (), "Move / resize the box (drag inside / a handle)", "Mouse", gesture="Drag a box"),
+    Binding("zoom", (), "Zoom at the cursor", "Mouse", gesture="Wheel"),
+    Binding("pan", (), "Pan", "Mouse", gesture="Middle-drag"),
+)
+
+CANVAS_ACTIONS = frozenset({"undo", "redo", "delete", "class", "accept", "accept_all", "next", "previous", "fit",
+                            "one_to_one", "deselect", "pan_key"})
+WINDOW_ACTIONS = ("open", "new", "import", "export", "shortcuts")
+
+
+def _combination(key: str) -> QKeyCombination:
+    return QKeySequence(key)[0]
+
+
+_BY_KEY: dict[QKeyCombination, Binding] = {_combination(k): b for b in BINDINGS for k in b.keys}
+
+
+def binding_for(event: QKeyEvent) -> Binding | None:
+    """The binding of a key press (keypad keys count as the plain ones; '?' with or without Shift)."""
+    mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+    try:
+        key = Qt.Key(event.key())
+    except ValueError:
+        return None
+    found = _BY_KEY.get(QKeyCombination(mods, key))
+    if found is None and event.key() == Qt.Key.Key_Question:
+        found = _BY_KEY.get(QKeyCombination(Qt.Key.Key_Question))
+    return found
+
+
+def keys_of(action: str) -> list[QKeySequence]:
+    return [QKeySequence(k) for b in BINDINGS if b.action == action for k in b.keys]
+
+
+def sheet_rows() -> list[tuple[str, str, str]]:
+    """(group, keys as shown to people, what it does) for every binding, in table order."""
+    rows = []
+    for b in BINDINGS:
+        keys = " / ".join(QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in b.keys)
+        rows.append((b.group, keys or b.gesture, b.text))
+    return rows
+
+
+class ShortcutSheet(QDialog):
+    """Every key and gesture, from ``BINDINGS``."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        self.resize(620, 560)
+        rows = sheet_rows()
+        self.table = QTableWidget(len(rows), 3)
+        self.table.setHorizontalHeaderLabels(["", "key", "does"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        for r, values in enumerate(rows):
+            for c, value in enumerate(values):
+                self.table.setItem(r, c, QTableWidgetItem(value))
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
