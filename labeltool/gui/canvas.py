@@ -95,6 +95,7 @@ class Canvas(QGraphicsView):
         self._fit_mode = True
         self._drag: _Drag | None = None
         self._space = False
+        self.clipboard: list[tuple[int, geo.Rect]] = []  # (class id, xyxy) of copied boxes
 
     # -- content --------------------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:
@@ -362,6 +363,12 @@ class Canvas(QGraphicsView):
             self.viewport().update()
         elif action == "pan_key":
             self._space = True
+        elif action == "copy":
+            self.copy_selected()
+        elif action == "paste":
+            self.paste()
+        elif action in ("mark_labeled", "mark_unlabeled"):
+            self.mark_labeled(action == "mark_labeled")
 
     def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
@@ -405,6 +412,44 @@ class Canvas(QGraphicsView):
         elif self.selected_prediction is not None:
             pid = self.selected_prediction
             self._edit(lambda p: runs.reject_predictions(p, [pid]))
+
+    def copy_selected(self) -> int:
+        """Keep the selected boxes (class and coordinates) for ``paste``; returns how many."""
+        chosen = [(b.class_id, b.xyxy) for b in self.boxes if b.id in self.selected]
+        if chosen:
+            self.clipboard = chosen
+        return len(chosen)
+
+    def paste(self) -> list[int]:
+        """Add the copied boxes to this image in one edit, cut to its size; selects and returns the new ids."""
+        if self.image is None or not self.clipboard:
+            return []
+        size = (self.image.width, self.image.height)
+        rects = [(cid, r) for cid, rect in self.clipboard
+                 if (r := geo.clamped_rect(rect, image_size=size)) is not None]
+        if not rects:
+            return []
+        image_id = self.image.id
+
+        def add(p: Project) -> list[int]:
+            with p.edit(f"paste {len(rects)} box{'es' if len(rects) != 1 else ''}") as e:
+                return [e.add_box(image_id=image_id, class_id=cid, xyxy=r) for cid, r in rects]
+        new = self._edit(add)
+        self.selected = list(new) if isinstance(new, list) else []
+        self.viewport().update()
+        return self.selected
+
+    def mark_labeled(self, labeled: bool = True) -> None:
+        """Mark this image labeled (checked; without boxes: defect-free) or unlabeled, as one edit."""
+        if self.image is not None and bool(self.image.labeled) != labeled:
+            image_id = self.image.id
+            self._edit(lambda p: p.set_labeled([image_id], labeled))
+
+    def select_box(self, box_id: int | None) -> None:
+        """Select one box of this image (or none)."""
+        self.selected = [box_id] if box_id is not None and box_id in {b.id for b in self.boxes} else []
+        self.selected_prediction = None
+        self.viewport().update()
 
     def set_class_by_number(self, number: int) -> None:
         """Number key ``number`` (1-based class position): current class, and class of the selection."""

@@ -20,3 +20,7 @@ THUMB_CACHE_COUNT = 512  # decoded thumbnails kept in memory (LRU); a 96 px RGB 
 THUMB_QUEUE = 64  # waiting thumbnail requests kept; older ones (rows scrolled past) are dropped
 THUMB_THREADS = 2  # worker threads decoding thumbnails
 RECENT_PROJECTS = 8  # entries of File ▸ Recent projects
+WINDOW_SIZE = (1280, 800)  # default main window size (px) on an ordinary screen
+WINDOW_SIZE_LARGE = (1440, 900)  # ... on a screen of at least 1600x1000
+LIST_PANEL_PX = 280  # initial width of the image list (the splitter keeps user changes)
+CLASS_PANEL_PX = 290  # initial width of the class panel

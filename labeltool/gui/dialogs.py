@@ -7,6 +7,7 @@ closes the generator, and the import (all-or-nothing) removes what it copied.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -157,7 +158,8 @@ class ReportDialog(QDialog):
         self.setWindowTitle(title)
         self.resize(760, 420)
         layout = QVBoxLayout(self)
-        self.summary = QLabel("\n".join(lines))
+        text = [html.escape(line) for line in lines]
+        self.summary = QLabel("<br>".join(f"<b>{line}</b>" if i == 0 else line for i, line in enumerate(text)))
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.summary)
         self.table = QTableWidget(len(entries), 4)
@@ -176,6 +178,8 @@ class ReportDialog(QDialog):
         else:
             self.table.hide()
             layout.addWidget(QLabel("No problems."))
+            layout.addStretch(1)
+            self.resize(440, 180)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok)
         buttons.accepted.connect(self.accept)
         layout.addWidget(buttons)

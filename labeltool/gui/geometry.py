@@ -201,3 +201,13 @@ def resized(rect: Rect, handle: str, point: Point, *, image_size: Size,
 def _check_size(name: str, size: Size) -> None:
     if len(size) != 2 or not all(math.isfinite(v) and v > 0 for v in size):
         raise ValueError(f"{name} must be (width, height) with positive sides, got {size!r}")
+
+
+def clamped_rect(rect: Rect, *, image_size: Size, min_side: float = C.MIN_BOX_SIDE_PX) -> Rect | None:
+    """``rect`` cut to the image (a pasted box from a larger image); None when less than ``min_side`` is left."""
+    _check_size("image_size", image_size)
+    x1, y1 = clamp_point((rect[0], rect[1]), image_size=image_size)
+    x2, y2 = clamp_point((rect[2], rect[3]), image_size=image_size)
+    if x2 - x1 < min_side or y2 - y1 < min_side:
+        return None
+    return (x1, y1, x2, y2)

@@ -148,7 +148,7 @@ class ThumbnailCache:
 
 
 class _Signals(QObject):
-    done = Signal(object, object)  # (key, QImage or None when the file cannot be read)
+    done = Signal(object, object, object)  # (key, path, QImage or None when the file cannot be read)
 
 
 class _Worker(QRunnable):
@@ -168,7 +168,7 @@ class _Worker(QRunnable):
                                               QImage.Format.Format_RGB888).copy()
             except (LabeltoolError, OSError, ValueError):
                 image = None
-            self.loader._signals.done.emit(key, image)
+            self.loader._signals.done.emit(key, path, image)
 
 
 class ThumbnailLoader(QObject):
@@ -189,7 +189,7 @@ class ThumbnailLoader(QObject):
         self.decoded = 0
         self._lock = threading.Lock()
         self._queue: OrderedDict[object, Path] = OrderedDict()
-        self._pending: set[object] = set()  # queued or being decoded
+        self._pending: dict[object, Path] = {}  # queued or being decoded: key -> its file
         self._running = 0
         self._threads = threads
         self._pool = QThreadPool(self)
@@ -210,10 +210,10 @@ class ThumbnailLoader(QObject):
                 return None
             self.requested += 1
             self._queue[key] = path
-            self._pending.add(key)
+            self._pending[key] = path
             while len(self._queue) > C.THUMB_QUEUE:
                 dropped, _ = self._queue.popitem(last=False)
-                self._pending.discard(dropped)
+                self._pending.pop(dropped, None)
             start = self._running < self._threads
             if start:
                 self._running += 1
@@ -230,9 +230,11 @@ class ThumbnailLoader(QObject):
             self.decoded += 1
             return key, path
 
-    def _done(self, key: object, image: QImage | None) -> None:
+    def _done(self, key: object, path: Path, image: QImage | None) -> None:
         with self._lock:
-            self._pending.discard(key)
+            if self._pending.get(key) != path:
+                return  # decoded for a project closed meanwhile (``clear``): the same key means another file
+            del self._pending[key]
         if image is None:
             self.failed.add(key)
         else:

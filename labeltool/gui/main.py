@@ -7,6 +7,7 @@ happens; errors from core/ appear as a dialog that says what happened and what t
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import traceback
 from collections.abc import Sequence
@@ -14,7 +15,15 @@ from pathlib import Path
 from types import TracebackType
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QColor, QDragEnterEvent, QDropEvent, QIcon, QKeyEvent, QPixmap
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeyEvent,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -26,21 +35,21 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSlider,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from labeltool.core.errors import LabeltoolError
 from labeltool.core.ingest import ImportSummary
+from labeltool.core.issues import list_issues
 from labeltool.core.labels import Report
-from labeltool.core.stats import project_stats
+from labeltool.core.model import Issue
 from labeltool.core.store import Project
 
 from . import constants as C
 from . import dialogs
 from .canvas import Canvas
+from .class_panel import ClassPanel, image_counts
 from .image_list import ImageListModel, ImageListView, ImageRow, filter_choices
 from .shortcuts import ShortcutSheet, binding_for, keys_of
 
@@ -50,13 +59,25 @@ def default_settings() -> QSettings:
     return QSettings("labeltool", "labeltool")
 
 
+def default_window_size(widget: QWidget) -> tuple[int, int]:
+    """1440×900 on a large screen, 1280×800 otherwise, never larger than 95 % of the free screen."""
+    screen = widget.screen() or QApplication.primaryScreen()
+    avail = screen.availableGeometry() if screen is not None else None
+    if avail is None or avail.width() < 640 or avail.height() < 480:  # no real screen (offscreen tests)
+        return C.WINDOW_SIZE
+    big = avail.width() >= 1600 and avail.height() >= 1000
+    w, h = C.WINDOW_SIZE_LARGE if big else C.WINDOW_SIZE
+    return min(w, int(avail.width() * 0.95)), min(h, int(avail.height() * 0.95))
+
+
 class MainWindow(QMainWindow):
     """Top-level window. ``open_project`` loads a project folder and shows its first image."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("labeltool")
-        self.resize(1280, 800)
+        self.resize(*default_window_size(self))
+        self._sized = False  # splitter sizes set on the first show (they need the real width)
         self.project: Project | None = None
         self.settings = default_settings()
         self.image_model = ImageListModel(self)
@@ -76,17 +97,17 @@ class MainWindow(QMainWindow):
         self.canvas.edited.connect(self._edited)
         self.canvas.view_changed.connect(self._update_status)
         self.canvas.error.connect(lambda title, exc: show_error(self, title, exc))
-        self.class_table = QTableWidget(0, 3)
-        self.class_table.setHorizontalHeaderLabels(["class", "boxes", "images"])
-        self.class_table.horizontalHeader().setStretchLastSection(True)
-        self.class_table.verticalHeader().setVisible(False)
-        self.class_table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.class_table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-        self.class_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.class_table.cellClicked.connect(self._choose_class)
+        self.class_panel = ClassPanel()
+        self.class_table = self.class_panel.table
+        self.class_panel.chosen.connect(self.canvas.set_current_class)
+        self.class_panel.changed.connect(self._classes_edited)
+        self.class_panel.error.connect(lambda title, exc: show_error(self, title, exc))
+        self._class_names: tuple[tuple[int, str], ...] = ()
+        self._issue_id: int | None = None  # the issue N / Shift+N showed last
         self.summary = QLabel("Open a project folder (File ▸ Open) or create one with `labeltool new DIR`.")
         self.summary.setWordWrap(True)
         self.score_label = QLabel()
+        self.score_label.setWordWrap(True)
         self.score_slider = QSlider(Qt.Orientation.Horizontal)
         self.score_slider.setRange(0, 100)
         self.score_slider.valueChanged.connect(self._set_score_threshold)
@@ -95,8 +116,10 @@ class MainWindow(QMainWindow):
         panel = QWidget()
         layout = QVBoxLayout(panel)
         layout.addWidget(self.summary)
-        layout.addWidget(QLabel("Classes (number keys 1–9; click = class for new boxes)"))
-        layout.addWidget(self.class_table, 1)
+        classes_title = QLabel("Classes — keys 1–9 in this order; click one to draw it")
+        classes_title.setWordWrap(True)
+        layout.addWidget(classes_title)
+        layout.addWidget(self.class_panel, 1)
         layout.addWidget(self.score_label)
         layout.addWidget(self.score_slider)
         left = QWidget()
@@ -105,12 +128,15 @@ class MainWindow(QMainWindow):
         left_layout.addWidget(self.filter_combo)
         left_layout.addWidget(self.list_count)
         left_layout.addWidget(self.image_list, 1)
-        splitter = QSplitter()
+        splitter = self.splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(self.canvas)
         splitter.addWidget(panel)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([300, 700, 280])
+        splitter.setChildrenCollapsible(False)
+        for index, stretch in enumerate((0, 1, 0)):  # a wider window widens the canvas, not the panels
+            splitter.setStretchFactor(index, stretch)
+        left.setMinimumWidth(180)
+        panel.setMinimumWidth(220)
         self.setCentralWidget(splitter)
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self._action("&New project…", "new", self._choose_new_project))
@@ -125,6 +151,18 @@ class MainWindow(QMainWindow):
         edit_menu = self.menuBar().addMenu("&Edit")
         edit_menu.addAction(self._action("&Undo", "undo", self.canvas.undo))
         edit_menu.addAction(self._action("&Redo", "redo", self.canvas.redo))
+        edit_menu.addSeparator()
+        edit_menu.addAction(self._action("&Copy boxes", "copy", self.canvas.copy_selected))
+        edit_menu.addAction(self._action("&Paste boxes", "paste", self.canvas.paste))
+        edit_menu.addAction(self._hinted("Mark image &labeled (defect-free if no boxes)", "mark_labeled",
+                                         lambda: self.canvas.mark_labeled(True)))
+        edit_menu.addAction(self._hinted("Mark image &unlabeled", "mark_unlabeled",
+                                         lambda: self.canvas.mark_labeled(False)))
+        go_menu = self.menuBar().addMenu("&Go")
+        go_menu.addAction(self._hinted("&Next image", "next", lambda: self.step_image(1)))
+        go_menu.addAction(self._hinted("&Previous image", "previous", lambda: self.step_image(-1)))
+        go_menu.addAction(self._hinted("Next open &issue", "next_issue", lambda: self.step_issue(1)))
+        go_menu.addAction(self._hinted("Previous open i&ssue", "previous_issue", lambda: self.step_issue(-1)))
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(self._action("&Keyboard shortcuts", "shortcuts", self.show_shortcuts))
         self._update_recent_menu()
@@ -132,11 +170,31 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.status)
         self.statusBar().showMessage("no project open")
 
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        if not self._sized:
+            self._sized = True
+            self.fit_panels()
+
+    def fit_panels(self) -> None:
+        """Image list and class panel at their working widths; the canvas gets the rest."""
+        width = max(self.splitter.width(), self.width())
+        side = (C.LIST_PANEL_PX, C.CLASS_PANEL_PX)
+        self.splitter.setSizes([side[0], max(300, width - sum(side)), side[1]])
+
     def _action(self, text: str, name: str, slot) -> QAction:  # type: ignore[no-untyped-def]
         """A menu action whose keys come from the shortcut table (``shortcuts.BINDINGS``)."""
         action = QAction(text, self)
         if name:
             action.setShortcuts(keys_of(name))
+        action.triggered.connect(slot)
+        return action
+
+    def _hinted(self, text: str, name: str, slot) -> QAction:  # type: ignore[no-untyped-def]
+        """A menu entry that shows its keys but does not register them (the canvas / window dispatch
+        plain-letter keys, so they never fire while typing in a field)."""
+        keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in keys_of(name)]
+        action = QAction(f"{text}\t{', '.join(keys)}" if keys else text, self)
         action.triggered.connect(slot)
         return action
 
@@ -184,12 +242,23 @@ class MainWindow(QMainWindow):
         """Re-read classes, list rows and counts (after opening or importing); show ``keep`` or the first."""
         project = self.project
         self.canvas.set_project(project)
-        self.filter_combo.clear()
-        for text, flt in filter_choices(project):
-            self.filter_combo.addItem(text, flt)
+        self._fill_filters()
+        self._issue_id = None
         self.image_model.set_project(project)
         self._refresh_counts()
         self._after_filter(keep)
+
+    def _fill_filters(self) -> None:
+        """(Re)fill the filter choices (they name the classes), keeping the chosen one when it still exists."""
+        current = self.filter_combo.currentData()
+        self.filter_combo.clear()
+        for text, flt in filter_choices(self.project):
+            self.filter_combo.addItem(text, flt)
+        index = next((i for i in range(self.filter_combo.count()) if self.filter_combo.itemData(i) == current), 0)
+        self.filter_combo.setCurrentIndex(index)
+        self._class_names = tuple((c.id, c.name) for c in self.canvas.classes)
+        if current is not None and index == 0 and current != self.filter_combo.itemData(0):
+            self._filter_changed()  # the filtered class is gone (merged): show all images
 
     def recent_projects(self) -> list[str]:
         value = self.settings.value("recent_projects", [])
@@ -267,6 +336,43 @@ class MainWindow(QMainWindow):
         if 0 <= row < len(self.canvas.classes):
             self.canvas.set_current_class(self.canvas.classes[row].id)
 
+    def _classes_edited(self) -> None:
+        """A class edit from the panel: reload the canvas (names, colours) and everything counted."""
+        if self.project is not None and self.canvas.image is None:
+            self.canvas.classes = self.project.classes()
+        self.canvas.reload()
+        self._edited()
+
+    # -- issues -------------------------------------------------------------------------------------------
+    def step_issue(self, step: int) -> Issue | None:
+        """Show the next (+1) / previous (-1) open issue of the latest analysis (most likely errors
+        first, wrapping around): its image, with the box concerned selected."""
+        if self.project is None:
+            return None
+        try:
+            issues = list_issues(self.project)
+        except (LabeltoolError, ValueError) as exc:
+            show_error(self, "Cannot read the issues", exc)
+            return None
+        if not issues:
+            self.statusBar().showMessage("No open issues (run `labeltool analyze` to look for label errors)", 5000)
+            return None
+        ids = [i.id for i in issues]
+        if self._issue_id in ids:
+            pos = (ids.index(self._issue_id) + step) % len(ids)
+        else:
+            pos = 0 if step > 0 else len(ids) - 1
+        issue = issues[pos]
+        self._issue_id = issue.id
+        self.show_image(issue.image_id)
+        if self.canvas.image is not None and self.canvas.image.id == issue.image_id:
+            self.canvas.select_box(issue.box_id)
+        names = {c.id: c.name for c in self.canvas.classes}
+        self.statusBar().showMessage(
+            f"issue {pos + 1}/{len(issues)}: {issue.type} ({names.get(issue.class_id or -1, '?')}), "
+            f"score {issue.score:.2f} — suggested: {issue.fix.get('action', '?').replace('_', ' ')}")
+        return issue
+
     def _set_score_threshold(self, value: int) -> None:
         self.score_label.setText(f"Model boxes shown from score {value / 100:.2f} (A accepts, Shift+A all)")
         self.canvas.set_score_threshold(value / 100)
@@ -277,27 +383,21 @@ class MainWindow(QMainWindow):
         self._refresh_counts()
 
     def _refresh_counts(self) -> None:
+        """Class table and summary from cheap COUNT queries (fast with thousands of images)."""
         if self.project is None:
             return
         try:
-            stats = project_stats(self.project)
-        except LabeltoolError as exc:
+            self.class_panel.project = self.project
+            self.class_panel.refresh(self.canvas.current_class_id)
+            n_images, n_labeled, n_boxes = image_counts(self.project)
+        except (LabeltoolError, sqlite3.Error) as exc:
             show_error(self, "Cannot read the project", exc)
             return
-        colors = {c.id: c.color for c in self.canvas.classes}
-        self.class_table.setRowCount(len(stats["classes"]))
-        for row, cls in enumerate(stats["classes"]):
-            for col, value in enumerate((cls["name"], cls["boxes"], cls["images"])):
-                item = QTableWidgetItem(str(value))
-                if col == 0 and cls["id"] in colors:
-                    item.setIcon(_swatch(colors[cls["id"]]))
-                self.class_table.setItem(row, col, item)
-        current = [i for i, c in enumerate(stats["classes"]) if c["id"] == self.canvas.current_class_id]
-        if current:
-            self.class_table.selectRow(current[0])
+        if tuple((c.id, c.name) for c in self.canvas.classes) != self._class_names:
+            self._fill_filters()
         self.summary.setText(
-            f"<h2>{self.project.root.name}</h2><p>{stats['images']} images — {stats['labeled_images']} labeled, "
-            f"{stats['unlabeled_images']} unlabeled — {stats['boxes']} boxes</p>"
+            f"<b>{self.project.root.name}</b><br>{n_images} images — {n_labeled} labeled, "
+            f"{n_images - n_labeled} unlabeled — {n_boxes} boxes"
         )
 
     def _update_status(self) -> None:
@@ -383,7 +483,8 @@ class MainWindow(QMainWindow):
         """Window keys of the shortcut table that reached the window without triggering their action."""
         binding = binding_for(event)
         actions = {"shortcuts": self.show_shortcuts, "import": self.import_dialog, "export": self.export_dialog,
-                   "open": self._choose_project, "new": self._choose_new_project}
+                   "open": self._choose_project, "new": self._choose_new_project,
+                   "next_issue": lambda: self.step_issue(1), "previous_issue": lambda: self.step_issue(-1)}
         if binding is not None and binding.action in actions:
             actions[binding.action]()
         else:
@@ -402,12 +503,6 @@ def _dropped_path(event: QDragEnterEvent | QDropEvent) -> Path | None:
     urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
     local = [u.toLocalFile() for u in urls if u.isLocalFile()]
     return Path(local[0]) if local else None
-
-
-def _swatch(color: str) -> QIcon:
-    pixmap = QPixmap(12, 12)
-    pixmap.fill(QColor(color))
-    return QIcon(pixmap)
 
 
 def show_error(parent: QWidget | None, title: str, exc: BaseException) -> None:

@@ -81,7 +81,14 @@ def _paint_shape(painter: QPainter, to_view: QTransform, shape: Shape, metrics: 
 def _paint_tag(painter: QPainter, r: QRectF, text: str, color: QColor, ink: QColor, metrics: QFontMetricsF) -> None:
     w, h = metrics.horizontalAdvance(text) + 6, metrics.height() + 2
     top = r.top() - h if r.top() - h >= 0 else r.top()  # above the box, inside when at the view's top
-    tag = QRectF(r.left(), top, w, h)
+    # keep the tag readable when the box starts left of the view (zoomed in), without leaving the box
+    left = r.left()
+    if left < 0:
+        left = min(0.0, r.right() - w)
+    device = painter.device()
+    if device is not None and left + w > device.width():
+        left = max(float(device.width()) - w, r.left())
+    tag = QRectF(left, top, w, h)
     painter.setPen(_pen(ink, 1))
     painter.setBrush(QBrush(color))
     painter.drawRect(tag)

@@ -35,12 +35,19 @@ BINDINGS: tuple[Binding, ...] = (
     Binding("undo", ("Ctrl+Z",), "Undo the last edit (any image)", "Edit"),
     Binding("redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Redo", "Edit"),
     Binding("delete", ("Delete", "Backspace"), "Delete the selected boxes (or reject the model box)", "Edit"),
+    Binding("copy", ("Ctrl+C",), "Copy the selected boxes", "Edit"),
+    Binding("paste", ("Ctrl+V",), "Paste the copied boxes onto this image (cut to its size)", "Edit"),
+    Binding("mark_labeled", ("L",), "Mark this image labeled (no boxes = checked, defect-free)", "Edit"),
+    Binding("mark_unlabeled", ("Shift+L",), "Mark this image unlabeled again", "Edit"),
     *(Binding("class", (str(n),), f"Class {n}: for new boxes, and relabel the selection", "Edit", arg=n)
       for n in range(1, 10)),
     Binding("accept", ("A",), "Accept the selected model box", "Model boxes"),
     Binding("accept_all", ("Shift+A",), "Accept all shown model boxes", "Model boxes"),
     Binding("next", ("Right", "PgDown"), "Next image", "Images", arg=1),
     Binding("previous", ("Left", "PgUp"), "Previous image", "Images", arg=-1),
+    Binding("next_issue", ("N",), "Next open issue of the latest analysis (shows its image, selects the box)",
+            "Images", arg=1),
+    Binding("previous_issue", ("Shift+N",), "Previous open issue", "Images", arg=-1),
     Binding("fit", ("F",), "Fit the image into the view", "View"),
     Binding("one_to_one", ("0",), "Zoom 1:1 (one image pixel per screen pixel)", "View"),
     Binding("deselect", ("Esc",), "Cancel the drag / deselect", "Edit"),
@@ -59,8 +66,9 @@ BINDINGS: tuple[Binding, ...] = (
 )
 
 CANVAS_ACTIONS = frozenset({"undo", "redo", "delete", "class", "accept", "accept_all", "next", "previous", "fit",
-                            "one_to_one", "deselect", "pan_key"})
-WINDOW_ACTIONS = ("open", "new", "import", "export", "shortcuts")
+                            "one_to_one", "deselect", "pan_key", "copy", "paste", "mark_labeled",
+                            "mark_unlabeled"})
+WINDOW_ACTIONS = ("open", "new", "import", "export", "shortcuts", "next_issue", "previous_issue")
 
 
 def _combination(key: str) -> QKeyCombination:
@@ -88,11 +96,20 @@ def keys_of(action: str) -> list[QKeySequence]:
 
 
 def sheet_rows() -> list[tuple[str, str, str]]:
-    """(group, keys as shown to people, what it does) for every binding, in table order."""
+    """(group, keys as shown to people, what it does) for every binding, grouped (groups in order of
+    first appearance); the class keys 1–9 share one row."""
     rows = []
-    for b in BINDINGS:
-        keys = " / ".join(QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in b.keys)
-        rows.append((b.group, keys or b.gesture, b.text))
+    n_class = sum(b.action == "class" for b in BINDINGS)
+    for group in dict.fromkeys(b.group for b in BINDINGS):
+        for b in BINDINGS:
+            if b.group != group or (b.action == "class" and b.arg != 1):
+                continue
+            if b.action == "class":
+                rows.append((group, f"1 … {n_class}", f"Class 1 … {n_class} (order of the class list): "
+                                                       "for new boxes, and relabel the selection"))
+                continue
+            keys = " / ".join(QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in b.keys)
+            rows.append((group, keys or b.gesture, b.text))
     return rows
 
 
@@ -102,16 +119,33 @@ class ShortcutSheet(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        self.resize(620, 560)
         rows = sheet_rows()
         self.table = QTableWidget(len(rows), 3)
         self.table.setHorizontalHeaderLabels(["", "key", "does"])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for r, values in enumerate(rows):
-            for c, value in enumerate(values):
-                self.table.setItem(r, c, QTableWidgetItem(value))
+        self.table.setWordWrap(False)
+        self.table.setShowGrid(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        previous = None
+        for r, (group, keys, text) in enumerate(rows):
+            head = QTableWidgetItem(group if group != previous else "")
+            font = head.font()
+            font.setBold(True)
+            head.setFont(font)
+            self.table.setItem(r, 0, head)
+            self.table.setItem(r, 1, QTableWidgetItem(keys))
+            self.table.setItem(r, 2, QTableWidgetItem(text))
+            previous = group
+        height = self.table.verticalHeader().defaultSectionSize() * (len(rows) + 1) + 60
+        self.resize(720, min(height, 900))
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
