@@ -111,6 +111,20 @@ def test_no_swap_when_the_labeled_class_scores_higher_at_that_place() -> None:
     assert r.box_scores[0]["swap"][0] == 1.0
 
 
+def test_swap_score_rises_as_the_labeled_class_nears_the_rival() -> None:
+    # the model torn between two classes (own 0.85 x rival) is no swap; sure of the rival (own 0.1 x) is
+    far = [150, 150, 200, 200]
+    scores = {}
+    for own in (0.08, 0.4, 0.68):
+        kw = data([(B(A), L(0), B(A, A, far), S(own, 0.8, 0.07), L(0, 2, 1))] + [perfect(B(A), L(1), 0.5)] * 25)
+        r = score_labels(**kw)
+        scores[own] = r.box_scores[0]["swap"][0]
+        assert r.box_scores[0]["swap"][0] >= min(1.0, r.thresholds.flag * own / 0.8 / q.SWAP_OWN_RATIO) - 1e-9
+    assert scores[0.08] < 0.5 <= scores[0.68] and scores[0.08] < scores[0.4] < scores[0.68]
+    kw = data([(B(A), L(0), B(A, A, far), S(0.08, 0.8, 0.07), L(0, 2, 1))] + [perfect(B(A), L(1), 0.5)] * 25)
+    assert [(c.type, c.suggested_class) for c in score_labels(**kw).candidates] == [("swap", 2)]
+
+
 def test_shifted_label_is_badloc_and_snaps_to_prediction() -> None:
     shifted = [37, 10, 87, 60]  # A moved 27 px right: IoU(A, shifted) = 23/77 ~ 0.30
     assert q._iou(B(A), B(shifted))[0, 0] == pytest.approx(0.3, abs=0.01)
@@ -206,10 +220,10 @@ def test_calibration_falls_back_with_few_matches() -> None:
 
 def test_calibration_clips_to_range() -> None:
     th = calibrate_thresholds(**swap_input(data([perfect(B(A), L(0), 0.999)] * 25)))
-    assert th.high == 0.95 and th.low == 0.95 and th.spurious == pytest.approx(0.3996)
+    assert th.high == 0.95 and th.low == 0.95 and th.spurious == pytest.approx(0.1998)
     th = calibrate_thresholds(**swap_input(data([perfect(B(A), L(0), 0.06)] * 25)))
     assert (th.high, th.low, th.spurious) == (0.15, 0.1, 0.08)
-    scores = [0.12] * 5 + [0.9] * 20  # spurious (0.4 x 0.9) capped at low (p10 = 0.12)
+    scores = [0.12] * 5 + [0.9] * 20  # spurious (0.2 x 0.9) capped at low (p10 = 0.12)
     th = calibrate_thresholds(**swap_input(data([perfect(B(A), L(0), s) for s in scores])))
     assert (th.high, th.low, th.spurious) == pytest.approx((0.9, 0.12, 0.12))
 
