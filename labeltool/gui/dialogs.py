@@ -8,7 +8,7 @@ closes the generator, and the import (all-or-nothing) removes what it copied.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -40,6 +40,7 @@ from labeltool.core.ingest import ImportSummary
 from labeltool.core.labels import Report, ReportEntry
 from labeltool.core.progress import Progress
 from labeltool.core.store import Project
+from labeltool.jobs import drive
 from labeltool.jobs.data import import_job
 
 IMPORT_FORMATS = ("coco", "yolo", "voc", "folder")
@@ -97,20 +98,6 @@ class ProgressFeed:
         self.dialog.close()
 
 
-def drive_with_feed(job, feed: Callable[[Progress], None]):  # type: ignore[no-untyped-def]
-    """Like ``jobs.drive`` but closes the generator when ``feed`` raises (so its cleanup runs)."""
-    try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                return stop.value
-            feed(event)
-    except BaseException:
-        job.close()
-        raise
-
-
 # -- import ---------------------------------------------------------------------------------------------
 def guess_format(source: Path) -> str | None:
     """The detected format of ``source``, or None when it cannot be told (the dialog asks)."""
@@ -125,7 +112,7 @@ def run_import(parent: QWidget | None, project_dir: Path, source: Path, *, fmt: 
     """Import ``source`` with a progress dialog; None when cancelled or failed (an error dialog was shown)."""
     feed = ProgressFeed(parent, f"Importing {Path(source).name}")
     try:
-        return drive_with_feed(import_job(Path(project_dir), Path(source), fmt=fmt), feed)
+        return drive(import_job(Path(project_dir), Path(source), fmt=fmt), feed)
     except Cancelled:
         return None
     except (LabeltoolError, OSError) as exc:

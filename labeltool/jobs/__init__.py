@@ -18,10 +18,17 @@ __all__ = ["Job", "Progress", "drive"]
 
 
 def drive(job: Generator[Progress, None, T], on_progress: Callable[[Progress], None]) -> T:
-    """Run ``job`` to completion in this process, passing each event to ``on_progress``."""
-    while True:
-        try:
-            event = next(job)
-        except StopIteration as stop:
-            return stop.value
-        on_progress(event)
+    """Run ``job`` to completion in this process, passing each event to ``on_progress``.
+
+    When ``on_progress`` raises (a Cancel button, Ctrl+C), the job is closed first so its own
+    cleanup (``finally`` blocks, undo of its partial work) runs before the exception propagates."""
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            on_progress(event)
+    except BaseException:
+        job.close()
+        raise
