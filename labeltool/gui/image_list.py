@@ -19,13 +19,14 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QPoint,
     QRunnable,
     QSize,
     Qt,
     QThreadPool,
     Signal,
 )
-from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
+from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QListView, QWidget
 
 from labeltool.core.errors import LabeltoolError
@@ -334,7 +335,7 @@ class ImageListModel(QAbstractListModel):
                 return self._placeholder
             icon = QIcon(self._broken)
         else:
-            icon = QIcon(QPixmap.fromImage(image))
+            icon = QIcon(framed(image))
         self._icons[row.id] = icon
         while len(self._icons) > C.THUMB_CACHE_COUNT:
             self._icons.popitem(last=False)
@@ -347,6 +348,24 @@ class ImageListModel(QAbstractListModel):
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
+def framed(image: QImage, side: int = C.THUMB_SIDE) -> QPixmap:
+    """``image`` centred on a square grey tile with a dark frame, so neighbouring thumbnails stay apart
+    (binarized or white parts would otherwise run together into one strip)."""
+    tile = QPixmap(side, side)
+    tile.fill(QColor(C.THUMB_BACKGROUND))
+    inner = side - 2 * C.THUMB_FRAME_PX
+    scaled = image.scaled(inner, inner, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    painter = QPainter(tile)
+    painter.drawImage((side - scaled.width()) // 2, (side - scaled.height()) // 2, scaled)
+    pen = QPen(QColor(C.THUMB_FRAME))
+    pen.setWidth(C.THUMB_FRAME_PX)
+    painter.setPen(pen)
+    half = C.THUMB_FRAME_PX // 2
+    painter.drawRect(half, half, side - C.THUMB_FRAME_PX, side - C.THUMB_FRAME_PX)
+    painter.end()
+    return tile
+
+
 class ImageListView(QListView):
     """A list view that never measures all rows (uniform item sizes) and speaks in rows."""
 
@@ -354,6 +373,7 @@ class ImageListView(QListView):
         super().__init__(parent)
         self.setUniformItemSizes(True)  # without it Qt asks every row for its size (and thumbnail)
         self.setIconSize(QSize(C.THUMB_ICON_PX, C.THUMB_ICON_PX))
+        self.setSpacing(C.THUMB_SPACING_PX)
         self.setSelectionMode(QListView.SelectionMode.SingleSelection)
         self.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
@@ -378,10 +398,16 @@ class ImageListView(QListView):
 
 
 def visible_rows(view: QListView) -> Sequence[int]:
-    """Rows whose rectangles intersect the viewport (for tests)."""
+    """Rows whose rectangles intersect the viewport (for tests). The probes step inwards past the
+    spacing between rows, where ``indexAt`` finds no row."""
     model = view.model()
-    top = view.indexAt(view.viewport().rect().topLeft())
-    bottom = view.indexAt(view.viewport().rect().bottomLeft())
-    first = top.row() if top.isValid() else 0
-    last = bottom.row() if bottom.isValid() else model.rowCount() - 1
-    return range(first, last + 1)
+    rect = view.viewport().rect()
+    first = last = None
+    for dy in range(0, rect.height()):
+        if first is None and (index := view.indexAt(rect.topLeft() + QPoint(2, dy))).isValid():
+            first = index.row()
+        if last is None and (index := view.indexAt(rect.bottomLeft() + QPoint(2, -dy))).isValid():
+            last = index.row()
+        if first is not None and last is not None:
+            return range(first, last + 1)
+    return range(0, model.rowCount()) if first is None else range(first, model.rowCount())
