@@ -292,7 +292,8 @@ class Project:
     def undo(self, *, only: int | None = None) -> int | None:
         """Undo the newest edit; returns its id, or None when there is nothing to undo.
 
-        With ``only``, undo only if the newest edit is that one (a job taking back its own edit).
+        With ``only``, undo only if the newest edit is that one (a job taking back its own edit); that
+        edit is then marked 'dropped', so Redo cannot bring back the work of a cancelled or failed job.
         """
         return self._undo_redo(backwards=True, only=only)
 
@@ -310,7 +311,8 @@ class Project:
             )
             edits.replay(conn, target_id=target, into=log, backwards=backwards)
             log.flush()
-            conn.execute("UPDATE edits SET state = ? WHERE id = ?", ("undone" if backwards else "done", target))
+            state = "done" if not backwards else "dropped" if only is not None else "undone"
+            conn.execute("UPDATE edits SET state = ? WHERE id = ?", (state, target))
             return target
 
     def history(self, *, limit: int = 100) -> list[EditEntry]:

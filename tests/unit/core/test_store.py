@@ -161,6 +161,23 @@ def test_new_edit_drops_redo_branch(labeled: tuple[Project, int, int, int]) -> N
     assert undo_rows == [(undone,)]
 
 
+def test_job_taking_back_its_own_edit_cannot_be_redone(labeled: tuple[Project, int, int, int]) -> None:
+    project, cid, iid, bid = labeled
+    project.move_box(bid, (20, 20, 30, 30))
+    mine = project.history(limit=1)[0].id
+    other = project.add_box(iid, cid, (1, 1, 2, 2))
+    assert project.undo(only=mine) is None  # not the newest edit: left alone
+    assert project.box(other) is not None
+    project.undo()  # the add
+    project.redo()
+    newest = project.history(limit=1)[0].target_id
+    assert project.undo(only=newest) == newest  # a job's own edit: undone ...
+    assert project.boxes(iid)[0].xyxy == (20, 20, 30, 30) and len(project.boxes(iid)) == 1
+    assert not project.can_redo()  # ... and dropped, so Redo cannot bring it back
+    assert project.undo() is not None  # the edit before it is still undoable
+    assert project.box(bid).xyxy == (10, 10, 50, 40)
+
+
 def test_undo_survives_reopen(tmp_path: Path) -> None:
     with Project.create(tmp_path / "p") as p:
         cid = p.add_class("scratch")
