@@ -22,7 +22,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = {"preset": args.preset, "epochs": args.epochs, "minutes": args.minutes, "seed": args.seed,
                "weights_file": Path(args.weights) if args.weights else None, "allow_network": args.allow_download,
                "balanced": args.balanced, "device": args.device, "batch_size": args.batch_size, "lr": args.lr,
-               "image_size": args.image_size, "derived": not args.no_derived}
+               "image_size": args.image_size, "derived": not args.no_derived, "init_from": args.init_from}
     if not args.json:
         budget = (f"{args.epochs} epochs" if args.epochs else
                   f"{args.minutes:g} minutes" if args.minutes else "the default budget (10 min on CPU)")

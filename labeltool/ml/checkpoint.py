@@ -154,3 +154,50 @@ def load_checkpoint(run_dir: Path, *, device: str = "cpu") -> tuple[RetinaNet, d
     model.to(target)
     model.eval()
     return model, config
+
+
+def start_from_run(run_dir: Path, preset: Preset, class_names: Sequence[str]) -> tuple[RetinaNet, str]:
+    """A model for ``class_names`` that starts from a finished run's weights (fine-tuning a model).
+
+    The run must have the same backbone and input size as ``preset``. Classes are matched by name:
+    the classification head's last layer copies the rows of classes the run knew and keeps the
+    fresh initialisation for new ones; a class the run knew but the project no longer has is
+    dropped. Returns the model (on CPU, train mode) and one sentence saying what was carried over.
+    """
+    old, config = load_checkpoint(run_dir, device="cpu")
+    run_preset = Preset.from_dict(config["preset"])
+    if run_preset.backbone != preset.backbone or int(config["image_size"]) != preset.image_size:
+        raise ModelError(
+            f"the model in {run_dir} was trained with the '{run_preset.name}' preset ({run_preset.backbone}, "
+            f"{config['image_size']} px), not '{preset.name}' ({preset.backbone}, {preset.image_size} px); "
+            f"continue with --preset {run_preset.name}, or start a fresh training without continuing"
+        )
+    model = build_model(preset, num_classes=len(class_names), image_size=preset.image_size)
+    old_state, state = old.state_dict(), model.state_dict()
+    old_names: list[str] = list(config["class_names"])
+    key_w, key_b = "head.classification_head.cls_logits.weight", "head.classification_head.cls_logits.bias"
+    for key, tensor in old_state.items():
+        if key not in (key_w, key_b) and key in state and state[key].shape == tensor.shape:
+            state[key] = tensor.clone()
+    kept = [c for c in class_names if c in old_names]
+    n_old, n_new = len(old_names), len(class_names)
+    anchors = old_state[key_b].shape[0] // n_old
+    for key in (key_w, key_b):  # channel a * K + k is class k of anchor a (torchvision's layout)
+        for k_new, name in enumerate(class_names):
+            if name in old_names:
+                k_old = old_names.index(name)
+                for a in range(anchors):
+                    state[key][a * n_new + k_new] = old_state[key][a * n_old + k_old]
+    model.load_state_dict(state, strict=True)
+    model.train()
+    new = [c for c in class_names if c not in old_names]
+    note = f"continuing from the model in {Path(run_dir).name}"
+    if new:
+        note += f"; new classes {', '.join(new)} start untrained"
+    dropped = [c for c in old_names if c not in class_names]
+    if dropped:
+        note += f"; classes no longer in the project dropped: {', '.join(dropped)}"
+    if not kept:
+        raise ModelError(f"the model in {run_dir} knows none of the project's classes ({', '.join(class_names)}); "
+                         "start a fresh training instead of continuing")
+    return model, note

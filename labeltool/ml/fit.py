@@ -22,6 +22,7 @@ from labeltool.core.errors import ModelError
 from labeltool.core.progress import Progress
 from labeltool.core.splits import DEFAULT_VAL_FRACTION
 
+from .checkpoint import start_from_run
 from .data import DetectionDataset, Sample, collate, repeat_factors, train_transform
 from .evaluate import EvalResult, evaluate_detections
 from .predict import predict_dataset, resolve_device, use_all_cores
@@ -56,6 +57,7 @@ class TrainOptions:
     image_size: int | None = None
     device: str = "auto"
     val_fraction: float = DEFAULT_VAL_FRACTION
+    init_from: str | None = None  # "current" or a run id: fine-tune that run's model instead of starting afresh
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs < 1:
@@ -66,6 +68,8 @@ class TrainOptions:
             raise ValueError(f"patience must be at least 1, got {self.patience}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be at least 1, got {self.steps_per_epoch}")
+        if self.init_from is not None and self.init_from != "current" and not str(self.init_from).isdigit():
+            raise ValueError(f"init_from must be 'current' or a run id, got {self.init_from!r}")
 
 
 def lr_at(*, step: int, frac: float, peak: float, warmup_steps: int) -> float:
@@ -113,21 +117,26 @@ class FitResult:
 
 def fit(
     train_s: Sequence[Sample], val_s: Sequence[Sample], class_names: list[str], *, preset: Preset,
-    options: TrainOptions, t0: float | None = None, keep_best: bool = True,
+    options: TrainOptions, t0: float | None = None, keep_best: bool = True, init_dir: Path | None = None,
 ) -> Generator[Progress, None, FitResult]:
     """Build the detector from the preset's pretrained weights and train it on ``train_s``.
 
     Validates on ``val_s`` after every epoch; with ``keep_best`` the weights of the best epoch
     (val mAP@.5) are kept, else the last ones (cross-validation folds: no selection on held-out data).
-    ``t0`` is when the time budget (``options.minutes``) started.
+    ``t0`` is when the time budget (``options.minutes``) started. With ``init_dir`` (a run folder) the
+    model starts from that run's weights instead (fine-tuning; classes matched by name).
     """
     t0 = time.monotonic() if t0 is None else t0
     generator = seed_everything(options.seed)
     device = resolve_device(options.device)
     threads = use_all_cores() if device.type == "cpu" else 0
-    model, weights = build_pretrained_model(
-        preset, num_classes=len(class_names), weights_file=options.weights_file, allow_network=options.allow_network
-    )
+    if init_dir is not None:
+        model, note = start_from_run(init_dir, preset, class_names)
+        weights = WeightsSource("run", Path(init_dir), preset.backbone, note)
+    else:
+        model, weights = build_pretrained_model(
+            preset, num_classes=len(class_names), weights_file=options.weights_file, allow_network=options.allow_network
+        )
     yield Progress("model", 0, 0, weights.message, metrics={"weights": weights.kind, "warning": weights.warning})
     model.to(device)
     if device.type == "cpu":

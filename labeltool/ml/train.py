@@ -23,7 +23,7 @@ import torch
 from labeltool.core.errors import ModelError
 from labeltool.core.model import Run
 from labeltool.core.progress import Progress
-from labeltool.core.runs import current_run, record_run
+from labeltool.core.runs import current_run, get_run, record_run
 from labeltool.core.splits import assign_splits
 from labeltool.core.store import Project, now_iso
 
@@ -52,6 +52,7 @@ def train(project_dir: Path, options: TrainOptions | None = None) -> Generator[P
     resolve_device(options.device)  # a wrong --device fails before anything is written
     yield Progress("prepare", 0, 1, "freezing the labels into a snapshot")
     with Project.open(project_dir) as project:
+        init_dir = _init_dir(project, options.init_from, current_run(project))  # before anything is written
         assigned = assign_splits(project, val_fraction=options.val_fraction, seed=options.seed)
         split_edit = project.history(limit=1)[0].id if sum(assigned.values()) else None
         snapshot_id = project.create_snapshot(note=f"training ({preset.name})")
@@ -62,7 +63,7 @@ def train(project_dir: Path, options: TrainOptions | None = None) -> Generator[P
     try:
         return (yield from _train(project_dir, options, preset, started=started, t0=t0, snapshot_id=snapshot_id,
                                   class_names=class_names, samples=samples, previous=previous, assigned=assigned,
-                                  tmp_dir=tmp_dir, runs_dir=runs_dir))
+                                  tmp_dir=tmp_dir, runs_dir=runs_dir, init_dir=init_dir))
     except BaseException:
         if split_edit is not None:  # take back the split it assigned, unless the user edited since
             with Project.open(project_dir) as project:
@@ -74,7 +75,8 @@ def train(project_dir: Path, options: TrainOptions | None = None) -> Generator[P
 
 def _train(project_dir: Path, options: TrainOptions, preset: Preset, *, started: str, t0: float,
            snapshot_id: int, class_names: list[str], samples: list[Sample], previous: Run | None,
-           assigned: dict[str, int], tmp_dir: Path, runs_dir: Path) -> Generator[Progress, None, dict[str, Any]]:
+           assigned: dict[str, int], tmp_dir: Path, runs_dir: Path,
+           init_dir: Path | None = None) -> Generator[Progress, None, dict[str, Any]]:
     train_s, val_s, notes = select_samples(samples, derived=options.derived)
     if not train_s:
         raise ModelError(
@@ -86,7 +88,7 @@ def _train(project_dir: Path, options: TrainOptions, preset: Preset, *, started:
                    f"{len(class_names)} classes",
                    metrics={"snapshot_id": snapshot_id, "assigned": assigned, "notes": notes, "n_derived": n_derived})
 
-    result = yield from fit(train_s, val_s, class_names, preset=preset, options=options, t0=t0)
+    result = yield from fit(train_s, val_s, class_names, preset=preset, options=options, t0=t0, init_dir=init_dir)
     model, best, history, step, seen = result.model, result.best, result.history, result.steps, result.seen
     device, threads, weights, train_s_wall = result.device, result.threads, result.weights, result.loop_s
     size, batch_size = preset.image_size, options.batch_size or preset.batch_size
@@ -140,6 +142,19 @@ def _train(project_dir: Path, options: TrainOptions, preset: Preset, *, started:
             "history": history, **{k: summary[k] for k in (
                 "weights", "epochs_done", "images_seen", "images_per_s", "train_flops_estimate",
                 "train_loop_s", "n_train", "n_val", "n_derived", "notes")}, "wall_s": metrics["wall_s"]}
+
+
+def _init_dir(project: Project, init_from: str | None, current: Run | None) -> Path | None:
+    """The run folder ``init_from`` names ("current" or a run id), or None to start afresh."""
+    if init_from is None:
+        return None
+    if init_from == "current":
+        if current is None:
+            raise ModelError(f"{project.root} has no current model to continue from; train once without continuing")
+        run = current
+    else:
+        run = get_run(project, int(init_from))
+    return project.root / run.path
 
 
 def select_samples(samples: list[Sample], *, derived: bool = True) -> tuple[list[Sample], list[Sample], list[str]]:

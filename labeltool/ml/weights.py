@@ -48,7 +48,7 @@ _PREFIXES = ("module.", "_orig_mod.")  # DataParallel / torch.compile key prefix
 class WeightsSource:
     """Where a backbone's pretrained weights come from. ``path`` is None for download and random."""
 
-    kind: Literal["file", "cache", "download", "random"]
+    kind: Literal["file", "cache", "download", "random", "run"]  # "run": fine-tuning a trained model
     path: Path | None
     backbone: str  # timm model name
     message: str  # one user-facing sentence (a loud warning for "random")

@@ -95,3 +95,51 @@ def test_no_labels_is_a_clear_error(tmp_path: Path) -> None:
         p.add_class("scratch")
     with pytest.raises(LabeltoolError, match="no labeled training images"):
         run(tmp_path / "p", epochs=1)
+
+
+def test_continue_from_the_current_model_starts_from_its_weights(tmp_path: Path) -> None:
+    import torch
+
+    from labeltool.core.errors import ModelError
+    from labeltool.ml.checkpoint import load_checkpoint, start_from_run
+    from labeltool.ml.presets import get_preset
+
+    project = tiny_project(tmp_path, n=10)
+    first = run(project, epochs=1, image_size=64, batch_size=4)
+    old, config = load_checkpoint(Path(first["run_dir"]))
+    names = config["class_names"]
+    preset = get_preset("edge")
+    from dataclasses import replace
+
+    preset = replace(preset, image_size=64)
+    same, note = start_from_run(Path(first["run_dir"]), preset, names)
+    for key, tensor in old.state_dict().items():
+        assert torch.equal(same.state_dict()[key], tensor), key
+    assert "continuing from the model" in note
+    # classes matched by name: reordered, one dropped, one new
+    shuffled = [names[2], "pit", names[0], names[1]]
+    moved, note = start_from_run(Path(first["run_dir"]), preset, shuffled)
+    w_old = old.state_dict()["head.classification_head.cls_logits.weight"]
+    w_new = moved.state_dict()["head.classification_head.cls_logits.weight"]
+    n_old, n_new = len(names), len(shuffled)
+    anchors = w_old.shape[0] // n_old
+    for a in range(anchors):
+        assert torch.equal(w_new[a * n_new + 0], w_old[a * n_old + 2])
+        assert torch.equal(w_new[a * n_new + 2], w_old[a * n_old + 0])
+        assert not torch.equal(w_new[a * n_new + 1], w_old[a * n_old + 1])  # "pit" is new: fresh init
+    assert "new classes pit" in note and names[3] in note and names[4] in note
+    with pytest.raises(ModelError, match="--preset edge"):
+        start_from_run(Path(first["run_dir"]), get_preset("balanced"), names)
+
+    second = run(project, epochs=1, image_size=64, batch_size=4, init_from="current")
+    model_events = [e for e in second["_events"] if e.stage == "model"]
+    assert model_events[0].metrics["weights"] == "run" and model_events[0].metrics["warning"] is False
+    assert second["previous_run_id"] == first["run_id"]
+    from labeltool.core.errors import ProjectError
+
+    with Project.open(project) as p:
+        n_edits = len(p.history())
+    with pytest.raises(ProjectError, match="run 99 does not exist"):
+        run(project, epochs=1, image_size=64, init_from="99")
+    with Project.open(project) as p:
+        assert len(p.history()) == n_edits  # refused before anything was written
