@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from labeltool.core.errors import LabeltoolError
+from labeltool.jobs.demo import DEMO_ACCEPT, DEMO_ANALYZE_MINUTES, DEMO_FINETUNE_MINUTES, DEMO_TRAIN_MINUTES
 
 from .analysis import add_parsers
 from .augment import add_parsers as add_augment_parsers
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-download", action="store_true", help="download pretrained weights when not found locally")
     p.add_argument("--balanced", action="store_true", help="class-balanced sampling (rare classes seen more often)")
     p.add_argument("--no-derived", action="store_true", help="leave the derived (augmented) images out of training")
+    p.add_argument("--continue-from", metavar="RUN", dest="init_from",
+                   help="fine-tune an earlier model instead of starting afresh: 'current' or a run id (`labeltool runs`)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda")
     p.add_argument("--batch-size", type=int)
@@ -99,13 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_augment_parsers(add)
     add_edge_parsers(add)
 
-    p = add("demo", cmd_demo, "the main job on built-in demo data: generate, import, train briefly, evaluate")
+    p = add("demo", cmd_demo, "the main job on built-in demo data: the whole loop from noisy labels to a verified edge bundle")
     p.add_argument("dir", metavar="DIR", nargs="?", default="labeltool-demo")
     p.add_argument("--images", type=int, default=200)
     p.add_argument("--noise", type=float, default=0.1)
-    p.add_argument("--train-minutes", type=float, default=4.0, help="training budget (0: skip training)")
-    p.add_argument("--analyze-minutes", type=float, default=6.0,
-                   help="training budget of the 3 fold models of the analysis (0: skip the analysis)")
+    p.add_argument("--train-minutes", type=float, default=DEMO_TRAIN_MINUTES, help="first training (0: stop after the import)")
+    p.add_argument("--analyze-minutes", type=float, default=DEMO_ANALYZE_MINUTES,
+                   help="training budget of the 3 fold models of the analysis (0: skip the analysis and the fixes)")
+    p.add_argument("--accept", type=int, default=DEMO_ACCEPT, help="suspected label errors accepted, best first")
+    p.add_argument("--finetune-minutes", type=float, default=DEMO_FINETUNE_MINUTES,
+                   help="fine-tuning after the fixes (0: skip augmentation and fine-tuning)")
     p.add_argument("--no-export", action="store_true", help="skip the edge bundle export and verification")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")

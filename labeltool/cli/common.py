@@ -22,6 +22,7 @@ class ProgressPrinter:
 
     LOG_EVERY_S = 30.0
     FULL_MESSAGE_STAGES = ("model",)
+    NO_ETA_STAGES = ("demo",)  # steps of very different lengths: a rate says nothing
 
     def __init__(self, *, json_lines: bool = False, stream: Any = None) -> None:
         self.json_lines = json_lines
@@ -66,7 +67,8 @@ class ProgressPrinter:
         filled = int(frac * 30)
         t_first, done_first = self._first[p.stage]
         rate = (p.done - done_first) / max(1e-9, now - t_first)
-        eta = f" ETA {(p.total - p.done) / rate:4.0f}s" if 0 < frac < 1 and rate > 0 and now - t_first > 1 else ""
+        eta = (f" ETA {(p.total - p.done) / rate:4.0f}s" if 0 < frac < 1 and rate > 0 and now - t_first > 1
+               and p.stage not in self.NO_ETA_STAGES else "")
         return f"{p.stage:>8} [{'#' * filled}{'.' * (30 - filled)}] {p.done}/{p.total}{eta} {p.message[:40]}"
 
     def close(self) -> None:

@@ -117,47 +117,78 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from labeltool.core.store import Project
     from labeltool.jobs.demo import demo_job
 
-    from .model import print_eval
-
     if not args.json and args.train_minutes > 0:
-        print(f"demo: generate {args.images} images with label noise, build a project, train "
-              f"{args.train_minutes:g} min, analyze the labels ({args.analyze_minutes:g} min)"
-              + ("" if args.no_export else ", export and verify an edge bundle (~1 min)"), file=sys.stderr)
+        budget = args.train_minutes + args.analyze_minutes + args.finetune_minutes
+        print(f"demo: the whole loop on {args.images} generated images with {args.noise:.0%} label noise: train "
+              f"{args.train_minutes:g} min → analyze the labels {args.analyze_minutes:g} min → accept the top "
+              f"{args.accept} suspected errors → augment the weak classes → fine-tune {args.finetune_minutes:g} min"
+              + ("" if args.no_export else " → export + verify an edge bundle")
+              + f". Training budgets {budget:g} min; about {budget + 4:.0f} min in all on a 2-core CPU.",
+              file=sys.stderr)
     result = _run(demo_job(Path(args.dir), n_images=args.images, noise=args.noise, seed=args.seed,
                            train_minutes=args.train_minutes, analyze_minutes=args.analyze_minutes,
+                           finetune_minutes=args.finetune_minutes, accept=args.accept,
                            export=not args.no_export), args)
     with Project.open(result["project"]) as project:
         stats = project_stats(project)
     if args.json:
         print(json.dumps({"event": "result", **result, "stats": stats}))
     else:
-        print(format_stats(stats))
-        trained = result.get("train")
-        if trained:
-            print(f"\ntrained the '{trained['weights']['kind']}'-initialised edge model for "
-                  f"{trained['epochs_done']} epochs ({trained['wall_s']:.0f} s):")
-            print_eval(trained["eval"], None)
-        analysis = result.get("analysis")
-        if analysis:
-            from .analysis import _print_top_issues, format_weak_classes
-
-            print(f"\nlabel-quality analysis {analysis['analysis_id']} (3-fold, out-of-sample): "
-                  f"{analysis['counts']['recorded']} suspected label errors")
-            for note in analysis["notes"]:
-                print(f"NOTE: {note}")
-            _print_top_issues(Path(result["project"]), limit=10)
-            print()
-            print(format_weak_classes(analysis["weak_classes"]))
-        if result.get("verify"):
-            from .edge import format_verification
-
-            print(f"\nedge bundle of the demo model: {result['export']['bundle']} (+ .zip); verified against "
-                  "PyTorch on the validation images by running its infer.py without torch:")
-            print(format_verification(result["verify"]))
-        print(f"\ndemo dataset: {result['dataset']}  (injected label errors: {result['noise_record']})")
-        print(f"demo project: {result['project']}")
-        print(f"next: labeltool issues {result['project']}   ·   labeltool report {result['project']} report.html"
-              f"   ·   python app.py {result['project']}")
-        if result.get("export"):
-            print(f"      labeltool deploy {result['export']['bundle']} /path/to/line-pc-share   (or ssh://user@host/dir)")
+        print_demo(result, stats)
     return EXIT_OK
+
+
+def print_demo(result: dict[str, Any], stats: dict[str, Any]) -> None:
+    """What ``labeltool demo`` prints at the end: each step's result, the before/after table, paths."""
+    from .model import print_eval
+
+    print(format_stats(stats))
+    trained = result.get("train")
+    if trained:
+        print(f"\n1. first model: the '{trained['weights']['kind']}'-initialised edge detector trained "
+              f"{trained['epochs_done']} epochs ({trained['wall_s']:.0f} s) on the noisy labels:")
+        print_eval(trained["eval"], None)
+    analysis = result.get("analysis")
+    if analysis:
+        from .analysis import format_weak_classes
+
+        print(f"\n2. label-quality analysis {analysis['analysis_id']} (3-fold, out-of-sample): "
+              f"{analysis['counts']['recorded']} suspected label errors")
+        for note in analysis["notes"]:
+            print(f"NOTE: {note}")
+        print()
+        print(format_weak_classes(analysis["weak_classes"]))
+    accepted = result.get("accepted")
+    if accepted:
+        extra = (f"; {accepted['on_corrupted_images']} of them on images where the demo injected an error"
+                 if "on_corrupted_images" in accepted else "")
+        print(f"\n3. accepted the top {accepted['accepted']} suspected errors (each an undoable edit; "
+              f"{accepted['skipped_stale']} skipped: an earlier fix had changed that image){extra}:")
+        for a in accepted["issues"][:10]:
+            print(f"  #{a['id']:<5} {a['type']:<10} {a['score']:.3f}  {a['image']:<28} {a['fix']}")
+        if accepted["accepted"] > 10:
+            print(f"  … and {accepted['accepted'] - 10} more (`labeltool issues DIR --status accepted`)")
+    augment = result.get("augment")
+    if augment:
+        made = ", ".join(f"{r['class']} {r.get('before', '?')}→{r.get('after', '?')}" for r in augment["per_class"])
+        print(f"\n4. augment set {augment.get('set_id', '?')}: {augment['images']} derived images for "
+              f"{', '.join(augment.get('classes', [])) or 'the weak classes'} ({augment.get('chosen_by', '')}); "
+              f"training images per class: {made}")
+    finetune = result.get("finetune")
+    if finetune:
+        print(f"\n5. fine-tuned the first model for {finetune['epochs_done']} more epochs ({finetune['wall_s']:.0f} s) "
+              f"on the fixed labels + {finetune['n_derived']} derived images. Before (first model) → after, "
+              "both on the same validation images:")
+        print_eval(finetune["eval"], finetune.get("previous"))
+    if result.get("verify"):
+        from .edge import format_verification
+
+        print(f"\n6. edge bundle: {result['export']['bundle']} (+ .zip); verified against PyTorch on the "
+              "validation images by running its infer.py without torch:")
+        print(format_verification(result["verify"]))
+    print(f"\ndemo dataset: {result['dataset']}  (injected label errors: {result['noise_record']})")
+    print(f"demo project: {result['project']}")
+    print(f"next: python app.py {result['project']}   ·   labeltool issues {result['project']}   ·   "
+          f"labeltool report {result['project']} report.html")
+    if result.get("export"):
+        print(f"      labeltool deploy {result['export']['bundle']} /path/to/line-pc-share   (or ssh://user@host/dir)")

@@ -45,23 +45,30 @@ def demo_data_job(dest: Path, *, n_images: int = 200, noise: float = 0.1, seed: 
     }
 
 
-DEMO_TRAIN_MINUTES = 4.0  # "trained briefly": long enough to learn something on 2 CPU cores
-DEMO_ANALYZE_MINUTES = 6.0  # shared by the 3 fold models of the label-quality analysis
+# Budgets chosen so the whole loop finishes within 15 minutes on a 2-core CPU (README: measured).
+DEMO_TRAIN_MINUTES = 3.0  # the first model: "trained briefly" on the noisy labels
+DEMO_ANALYZE_MINUTES = 4.5  # shared by the 3 fold models of the label-quality analysis
+DEMO_FINETUNE_MINUTES = 2.5  # continuing the first model on the fixed labels + augmented images
+DEMO_ACCEPT = 20  # suspected label errors accepted, best first (what a user reviewing the top of the queue does)
+DEMO_STEPS = ("generate + import", "train", "analyze labels", "accept top issues", "augment weak classes",
+              "fine-tune", "export edge bundle", "verify bundle")
 
 
 def demo_job(
     root: Path, *, n_images: int = 200, noise: float = 0.1, seed: int = 0, train_minutes: float = DEMO_TRAIN_MINUTES,
-    analyze_minutes: float = DEMO_ANALYZE_MINUTES, export: bool = True,
+    analyze_minutes: float = DEMO_ANALYZE_MINUTES, finetune_minutes: float = DEMO_FINETUNE_MINUTES,
+    accept: int = DEMO_ACCEPT, export: bool = True,
 ) -> Job[dict[str, Any]]:
-    """The README's main job (for now): demo data with injected label noise → new project → import →
-    train → evaluate → analyze (3-fold) → top issues and weak-class table → edge bundle (ONNX FP32 +
-    INT8) → verification against PyTorch.
+    """The README's main job, the whole data-centric loop headless: demo data with injected label
+    noise → new project → import → train → analyze (3-fold) → accept the top ``accept`` suspected
+    errors → targeted augmentation of the weak classes → fine-tune the first model → per-class
+    before/after → edge bundle (ONNX FP32 + INT8) → verification against PyTorch.
 
-    ``train_minutes=0`` / ``analyze_minutes=0`` / ``export=False`` skip those steps (no export without
-    training). Returns paths and results.
-
-    ``root`` gets ``dataset/`` and ``project/``. A folder made by an earlier demo run is replaced;
-    any other non-empty folder is refused.
+    ``train_minutes=0`` stops after the import; ``analyze_minutes=0`` skips the analysis and the
+    fixes; ``finetune_minutes=0`` skips augmentation and fine-tuning; ``export=False`` skips the
+    bundle. Yields a ``demo`` Progress event at the start of each step. ``root`` gets ``dataset/``,
+    ``project/`` and ``bundle/``; a folder made by an earlier demo run is replaced, any other
+    non-empty folder is refused.
     """
     root = Path(root).expanduser().resolve()
     if root.exists() and any(root.iterdir()):
@@ -70,22 +77,97 @@ def demo_job(
         shutil.rmtree(root)
     root.mkdir(parents=True)
     (root / DEMO_MARKER).write_text("made by `labeltool demo`; safe to delete\n")
-    data = yield from demo_data_job(root / "dataset", n_images=n_images, noise=noise, seed=seed)
-    Project.create(root / "project").close()
-    summary = yield from import_job(root / "project", root / "dataset" / "annotations.json", fmt="coco")
-    out = {**data, "dataset": data["dest"], "project": str(root / "project"), "imported": summary.images_added}
+    project = root / "project"
+    steps = [DEMO_STEPS[0]]
     if train_minutes > 0:
-        from .model import train_job
+        steps.append(DEMO_STEPS[1])
+        if analyze_minutes > 0:
+            steps += DEMO_STEPS[2:4]
+        if finetune_minutes > 0:
+            steps += DEMO_STEPS[4:6]
+        if export:
+            steps += DEMO_STEPS[6:8]
 
-        out["train"] = yield from train_job(root / "project", minutes=train_minutes, seed=seed)
+    def step(name: str) -> Progress:
+        i = steps.index(name)
+        return Progress("demo", i, len(steps), f"step {i + 1}/{len(steps)}: {name}")
+
+    yield step(DEMO_STEPS[0])
+    data = yield from demo_data_job(root / "dataset", n_images=n_images, noise=noise, seed=seed)
+    Project.create(project).close()
+    summary = yield from import_job(project, root / "dataset" / "annotations.json", fmt="coco")
+    out: dict[str, Any] = {**data, "dataset": data["dest"], "project": str(project), "imported": summary.images_added,
+                           "steps": steps}
+    if train_minutes <= 0:
+        return out
+    from .model import train_job
+
+    yield step(DEMO_STEPS[1])
+    out["train"] = yield from train_job(project, minutes=train_minutes, seed=seed)
     if analyze_minutes > 0:
         from .analysis import analyze_job
 
-        out["analysis"] = yield from analyze_job(root / "project", folds=3, minutes_per_fold=analyze_minutes / 3,
-                                                 seed=seed)
-    if export and train_minutes > 0:
+        yield step(DEMO_STEPS[2])
+        out["analysis"] = yield from analyze_job(project, folds=3, minutes_per_fold=analyze_minutes / 3, seed=seed)
+        yield step(DEMO_STEPS[3])
+        out["accepted"] = accept_top_issues(project, accept, noise_record=root / "dataset" / "noise.json")
+    if finetune_minutes > 0:
+        from .augment import augment_job
+
+        yield step(DEMO_STEPS[4])
+        classes = None if out.get("analysis") and _flagged(out["analysis"]) else _weakest(out)
+        out["augment"] = yield from augment_job(project, classes=classes, copy_paste=True, seed=seed)
+        yield step(DEMO_STEPS[5])
+        out["finetune"] = yield from train_job(project, minutes=finetune_minutes, seed=seed, init_from="current")
+    if export:
         from .export import export_model_job, verify_job
 
-        out["export"] = yield from export_model_job(root / "project", root / "bundle")
-        out["verify"] = yield from verify_job(root / "bundle", root / "project")
+        yield step(DEMO_STEPS[6])
+        out["export"] = yield from export_model_job(project, root / "bundle")
+        yield step(DEMO_STEPS[7])
+        out["verify"] = yield from verify_job(root / "bundle", project)
     return out
+
+
+def _flagged(analysis: dict[str, Any]) -> bool:
+    """Whether the analysis recommends augmenting some class (augment_job then picks them itself)."""
+    from .augment import WEAK_RECOMMENDATIONS
+
+    return any(r.get("recommendation") in WEAK_RECOMMENDATIONS for r in analysis.get("weak_classes", []))
+
+
+def _weakest(out: dict[str, Any]) -> list[str]:
+    """The class with the lowest validation AP of the first model (when the analysis flags none)."""
+    rows = [c for c in out["train"]["eval"]["per_class"] if c.get("ap50") is not None]
+    return [min(rows, key=lambda c: c["ap50"])["name"]] if rows else []
+
+
+def accept_top_issues(project_dir: Path, n: int, *, noise_record: Path | None = None) -> dict[str, Any]:
+    """Accept the ``n`` most likely label errors of the latest analysis, one by one as a reviewer
+    would (an issue made stale by an earlier fix on the same image is skipped). With the demo's
+    ``noise_record``, also count how many accepted fixes were on an image with an injected error."""
+    from labeltool.core.errors import EditError
+    from labeltool.core.issues import accept_issues, list_issues
+    from labeltool.core.report import fix_text
+
+    accepted: list[dict[str, Any]] = []
+    skipped = 0
+    with Project.open(project_dir) as project:
+        paths = {im.id: im.path for im in project.images()}
+        names = {c.id: c.name for c in project.classes()}
+        for issue in list_issues(project)[:n]:
+            try:
+                accept_issues(project, [issue.id])
+            except EditError:
+                skipped += 1
+                continue
+            accepted.append({"id": issue.id, "type": issue.type, "image": paths.get(issue.image_id, "?"),
+                             "score": round(issue.score, 4), "fix": fix_text(issue, names)})
+    result: dict[str, Any] = {"accepted": len(accepted), "skipped_stale": skipped, "issues": accepted}
+    if noise_record is not None and Path(noise_record).is_file():
+        from labeltool.core.noise import read_noise_record
+
+        records, _meta = read_noise_record(Path(noise_record))
+        corrupted = {Path(r.file_name).name for r in records}
+        result["on_corrupted_images"] = sum(Path(a["image"]).name in corrupted for a in accepted)
+    return result

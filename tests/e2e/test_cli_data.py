@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from labeltool.core.issues import list_issues
+from labeltool.core.runs import list_runs
 from labeltool.core.store import Project
 
 
@@ -92,12 +94,22 @@ def test_demo_data_then_import_gives_the_noisy_labels(tmp_path: Path) -> None:
 
 
 def test_demo_command_builds_project_and_prints_stats(tmp_path: Path) -> None:
-    out = cli("demo", tmp_path / "demo", "--images", "20", "--train-minutes", "0.15", "--analyze-minutes", "0.3")
-    assert "images    20" in out.stdout and "demo project:" in out.stdout
+    out = cli("demo", tmp_path / "demo", "--images", "24", "--train-minutes", "0.15", "--analyze-minutes", "0.3",
+              "--finetune-minutes", "0.15", "--accept", "3")
+    assert "images    39" in out.stdout and "demo project:" in out.stdout  # 24 + 15 derived (augmentation)
     assert "mAP (all)" in out.stdout and "WARNING: no pretrained weights" in out.stderr
     assert "label-quality analysis" in out.stdout and "recommendation" in out.stdout
+    assert "step 8/8: verify bundle" in out.stderr  # a progress line per step
     assert (tmp_path / "demo" / "project" / "project.db").is_file()
-    assert "edge bundle of the demo model" in out.stdout and "VERIFIED" in out.stdout
+    with Project.open(tmp_path / "demo" / "project") as p:
+        accepted = list_issues(p, status="accepted")
+        runs = list_runs(p)
+        sets = p.connection.execute("SELECT count(*) FROM augment_sets").fetchone()[0]
+    assert 0 < len(accepted) <= 3 and f"accepted the top {len(accepted)} suspected errors" in out.stdout
+    assert sets == 1 and "4. augment set" in out.stdout
+    assert len(runs) == 2 and runs[1].previous_id == runs[0].id and runs[1].config["weights"]["kind"] == "run"
+    assert "5. fine-tuned the first model" in out.stdout and "Δ" in out.stdout  # the before/after table
+    assert "6. edge bundle:" in out.stdout and "VERIFIED" in out.stdout
     assert (tmp_path / "demo" / "bundle.zip").is_file() and (tmp_path / "demo" / "bundle.verification.json").is_file()
     cli("demo", tmp_path / "demo", "--images", "10", "--train-minutes", "0", "--analyze-minutes", "0")  # rebuilt
     (tmp_path / "mine").mkdir()
