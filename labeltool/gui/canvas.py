@@ -18,12 +18,13 @@ from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGrap
 from labeltool.core import runs
 from labeltool.core.errors import EditError, LabeltoolError
 from labeltool.core.images import load_image
-from labeltool.core.model import Box, Class, Image, Prediction
+from labeltool.core.model import Box, Class, Image, Issue, Prediction
+from labeltool.core.review import GhostMark, ghost_marks, issue_status
 from labeltool.core.store import Project
 
 from . import constants as C
 from . import geometry as geo
-from .overlay import Shape, paint_shapes
+from .overlay import Shape, paint_ghost, paint_shapes
 from .shortcuts import CANVAS_ACTIONS, binding_for
 
 _CURSORS = {"nw": Qt.CursorShape.SizeFDiagCursor, "se": Qt.CursorShape.SizeFDiagCursor,
@@ -96,10 +97,11 @@ class Canvas(QGraphicsView):
         self._drag: _Drag | None = None
         self._space = False
         self.clipboard: list[tuple[int, geo.Rect]] = []  # (class id, xyxy) of copied boxes
+        self.ghost: Issue | None = None  # the issue whose suggested fix is drawn (``set_ghost``)
 
     # -- content --------------------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:
-        self.project, self.image = project, None
+        self.project, self.image, self.ghost = project, None, None
         self.boxes, self.predictions, self.selected, self.selected_prediction = [], [], [], None
         self._pixmap.setPixmap(QPixmap())
         self.classes = project.classes() if project is not None else []
@@ -116,6 +118,8 @@ class Canvas(QGraphicsView):
         qimage = QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()
         self._pixmap.setPixmap(QPixmap.fromImage(qimage))
         self.image = image
+        if self.ghost is not None and self.ghost.image_id != image_id:
+            self.ghost = None
         m = C.SCENE_MARGIN
         self.setSceneRect(QRectF(-m, -m, image.width + 2 * m, image.height + 2 * m))
         self.selected, self.selected_prediction, self._drag = [], None, None
@@ -133,6 +137,8 @@ class Canvas(QGraphicsView):
         self.image = self.project.image(self.image.id)
         self.boxes = self.project.boxes(self.image.id)
         self.predictions = runs.predictions(self.project, self.image.id)
+        if self.ghost is not None and issue_status(self.project, self.ghost.id) != "open":
+            self.ghost = None  # decided (or gone with its image): nothing left to suggest
         box_ids = {b.id for b in self.boxes}
         self.selected = [i for i in self.selected if i in box_ids]
         if self.selected_prediction not in {p.id for p in self.visible_predictions()}:
@@ -148,6 +154,17 @@ class Canvas(QGraphicsView):
 
     def set_current_class(self, class_id: int) -> None:
         self.current_class_id = class_id
+
+    def set_ghost(self, issue: Issue | None) -> None:
+        """Draw ``issue``'s box highlighted and its suggested fix as a ghost while its image is shown
+        (None clears it; showing another image or deciding the issue clears it too)."""
+        self.ghost = issue
+        self.viewport().update()
+
+    def ghost_marks(self) -> list[GhostMark]:
+        """The marks of the ghost drawn now (image pixels); empty without one on this image."""
+        return ghost_marks(self.ghost, image_id=self.image.id if self.image else None, boxes=self.boxes,
+                           classes=self.classes)
 
     # -- view -------------------------------------------------------------------------------------------
     @property
@@ -217,7 +234,10 @@ class Canvas(QGraphicsView):
                                 selected=b.id in self.selected))
         if drag and drag.kind == "draw" and drag.preview:
             shapes.append(Shape(drag.preview, colors.get(self.current_class_id or -1, "#ffffff"), ""))
+        ghost = self.ghost_marks()
+        paint_ghost(painter, painter.worldTransform(), ghost, layer="under")
         paint_shapes(painter, painter.worldTransform(), shapes)
+        paint_ghost(painter, painter.worldTransform(), ghost, layer="over")
 
     # -- mouse ------------------------------------------------------------------------------------------
     def _hit(self, point: geo.Point) -> tuple[str, int, str | None] | None:
