@@ -18,6 +18,10 @@ mean and standard deviation. The best epoch on validation is kept in every varia
 train`` does). Without pretrained weights in models/ every model starts from random initialisation.
 Full size takes long on a CPU (~3 x 3 trainings); smoke-run it with e.g.
 ``--images 40 --size 64 --image-size 64 --epochs 1 --steps 2 --seeds 1 --keep 4``.
+
+With ``--work DIR`` the projects are kept and a later call with the same arguments resumes: a
+variant whose project already holds a finished run is read back instead of trained again (the
+runs are fixed-step, so a result does not depend on when or how fast it was computed).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labeltool.core.runs import current_run
 from labeltool.core.splits import assign_splits
 from labeltool.core.store import Project
 from labeltool.jobs import drive
@@ -71,6 +76,24 @@ def fine_tune(project: Path, *, args: argparse.Namespace, seed: int) -> dict[str
             "n_derived": result["n_derived"], "epochs_done": result["epochs_done"], "train_loop_s": result["train_loop_s"]}
 
 
+def finished(project: Path, *, args: argparse.Namespace, seed: int) -> dict[str, Any] | None:
+    """The result of a run an earlier call of this benchmark finished in ``project`` (same options), or None."""
+    if not (project / "project.db").is_file():
+        return None
+    with Project.open(project) as p:
+        run = current_run(p)
+    if run is None:
+        return None
+    opts = run.config.get("options", {})
+    wanted = {"epochs": args.epochs, "steps_per_epoch": args.steps, "batch_size": args.batch, "seed": seed}
+    if any(opts.get(k) != v for k, v in wanted.items()):
+        return None
+    weak = next(c for c in run.metrics["final"]["per_class"] if c["name"] == args.weak)
+    return {"weak_ap50": weak["ap50"], "map50": run.metrics["map50"], "n_train": run.config["n_train"],
+            "n_derived": run.config["n_derived"], "epochs_done": run.config["epochs_done"],
+            "train_loop_s": run.config["train_loop_s"], "resumed": True}
+
+
 def summary(values: list[float | None]) -> dict[str, Any]:
     vals = [0.0 if v is None else float(v) for v in values]
     return {"values": [round(v, 4) for v in vals], "mean": round(statistics.fmean(vals), 4),
@@ -97,23 +120,38 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-augment-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        data = make_base(work, n_images=args.images, size=args.size, weak=args.weak, keep=args.keep,
-                         data_seed=args.data_seed)
+        base_info = work / "base.json"
+        if (work / "base" / "project.db").is_file() and base_info.is_file():
+            data = json.loads(base_info.read_text())
+        else:
+            for stale in (work / "data", work / "base"):
+                shutil.rmtree(stale, ignore_errors=True)
+            data = make_base(work, n_images=args.images, size=args.size, weak=args.weak, keep=args.keep,
+                             data_seed=args.data_seed)
+            base_info.write_text(json.dumps(data))
         runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
         sets: list[dict[str, Any]] = []
         for seed in range(args.seeds):
             projects = {v: work / f"seed{seed}-{v}" for v in VARIANTS}
-            for path in projects.values():
-                shutil.copytree(work / "base", path)
-            targeted = drive(augment_job(projects["targeted"], classes=[args.weak], per_class=args.per_class,
-                                         copy_paste=True, seed=seed), lambda p: None)
-            n_new = targeted["images"]
-            if n_new:
-                drive(augment_job(projects["uniform"], mode="uniform", count=n_new, seed=seed), lambda p: None)
-            sets.append({"seed": seed, "derived_images": n_new, "by_kind": targeted.get("by_kind"),
-                         "per_class": targeted["per_class"]})
+            done = {v: finished(projects[v], args=args, seed=seed) for v in VARIANTS}
+            set_file = work / f"seed{seed}-sets.json"
+            if done["targeted"] is None or done["uniform"] is None or not set_file.is_file():
+                done["targeted"] = done["uniform"] = None  # the uniform set's size follows the targeted one
+            for variant in VARIANTS:  # (re)build what is missing from the base project
+                if done[variant] is None:
+                    shutil.rmtree(projects[variant], ignore_errors=True)
+                    shutil.copytree(work / "base", projects[variant])
+            if done["targeted"] is None:
+                targeted = drive(augment_job(projects["targeted"], classes=[args.weak], per_class=args.per_class,
+                                             copy_paste=True, seed=seed), lambda p: None)
+                n_new = targeted["images"]
+                if n_new:
+                    drive(augment_job(projects["uniform"], mode="uniform", count=n_new, seed=seed), lambda p: None)
+                set_file.write_text(json.dumps({"seed": seed, "derived_images": n_new,
+                                                "by_kind": targeted.get("by_kind"), "per_class": targeted["per_class"]}))
+            sets.append(json.loads(set_file.read_text()))
             for variant in VARIANTS:
-                runs[variant].append(fine_tune(projects[variant], args=args, seed=seed))
+                runs[variant].append(done[variant] or fine_tune(projects[variant], args=args, seed=seed))
         out = {
             "benchmark": "targeted augmentation for a weak class, equal training steps",
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
