@@ -24,7 +24,7 @@ import contextlib
 import io
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,13 @@ LOW_MIN = 0.10
 # objects with 0.06-0.16 detections at IoU 0.4-0.8, true ones had no prediction at IoU >= 0.3). Capped at "low" so a box that badloc can snap never counts as spurious.
 SPURIOUS_FRACTION = 0.2
 SPURIOUS_MIN = 0.08  # just above the 0.05 score floor predictions are kept down to
+# A model that misses many real objects of a class leaves many correct boxes of it unsupported, so for
+# that class "unsupported" says little. The share of a class's boxes that are unsupported estimates
+# that miss rate (most labels are right); spurious scores of the class get a floor of
+# flag x share / SPURIOUS_MAX_MISS: at or above that share the class gets no spurious flags at all.
+SPURIOUS_MAX_MISS = 0.3
+SPURIOUS_MIN_BOXES = 10  # classes with fewer labeled boxes use the share over all classes (no floor
+# when the whole dataset has fewer: too few boxes to estimate a miss rate)
 MIN_CALIBRATION_MATCHES = 20  # fewer matched boxes: percentiles are noise, use the fallbacks below
 FALLBACK_HIGH, FALLBACK_LOW, FALLBACK_SPURIOUS = 0.5, 0.25, 0.12  # typical trained-RetinaNet levels
 SUPPORT_IOU = 0.3  # a prediction this close (any class) supports a labeled box (spurious check)
@@ -379,6 +386,7 @@ def score_labels(*, gt_boxes: Sequence[Any], gt_labels: Sequence[Any], pred_boxe
     t = time.perf_counter()
     checked = [_own_checks(img, aux[i], {k: v[i] for k, v in raw.items()}, th, i) for i, img in enumerate(images)]
     box_scores, cands = [s for s, _ in checked], [c for _, cs in checked for c in cs]
+    cands = _spurious_floor(images, box_scores, cands, th)
     lap("own_checks")
     label_quality = [np.min(np.stack([s[k] for k in ISSUE_TYPES[1:]]), axis=0) for s in box_scores]
     image_scores = np.ones(len(images))
@@ -390,6 +398,39 @@ def score_labels(*, gt_boxes: Sequence[Any], gt_labels: Sequence[Any], pred_boxe
     lap("rank")
     timings["total"] = time.perf_counter() - t0
     return QualityResult(th, box_scores, label_quality, image_scores, cands, timings)
+
+
+def spurious_floors(labels: list[np.ndarray], spurious: list[np.ndarray], flag: float) -> dict[int, float]:
+    """Per class, the floor for its spurious scores: flag x (share of its boxes unsupported) /
+    SPURIOUS_MAX_MISS, capped at flag (see SPURIOUS_MAX_MISS)."""
+    gl = np.concatenate(labels) if labels else np.zeros(0, int)
+    unsupported = (np.concatenate(spurious) < flag) if spurious else np.zeros(0, bool)
+    overall = float(unsupported.mean()) if unsupported.size >= SPURIOUS_MIN_BOXES else 0.0
+    floors = {}
+    for c in np.unique(gl):
+        mask = gl == c
+        share = float(unsupported[mask].mean()) if mask.sum() >= SPURIOUS_MIN_BOXES else overall
+        floors[int(c)] = flag * min(1.0, share / SPURIOUS_MAX_MISS)
+    return floors
+
+
+def _spurious_floor(images: list[_Image], box_scores: list[dict[str, np.ndarray]],
+                    cands: list[IssueCandidate], th: Thresholds) -> list[IssueCandidate]:
+    """Raise spurious scores to their class's floor (in ``box_scores`` and the candidates); drop the
+    candidates that are no longer below the flag."""
+    floors = spurious_floors([img[1] for img in images], [s["spurious"] for s in box_scores], th.flag)
+    for (_gb, gl, *_), s in zip(images, box_scores, strict=True):
+        if len(gl):
+            s["spurious"] = np.maximum(s["spurious"], np.array([floors[int(c)] for c in gl]))
+    out = []
+    for c in cands:
+        if c.type == "spurious":
+            score = max(c.score, floors[c.label])
+            if score >= th.flag:
+                continue
+            c = replace(c, score=score)
+        out.append(c)
+    return out
 
 
 def cleanlab_default_image_scores(*, gt_boxes: Sequence[Any], gt_labels: Sequence[Any],

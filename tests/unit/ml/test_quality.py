@@ -172,6 +172,26 @@ def test_labels_without_predictions_are_all_spurious() -> None:
     assert [c.box_index for c in r.candidates] == [0, 1]
 
 
+def test_spurious_flags_fade_when_the_model_misses_many_real_objects_of_the_class() -> None:
+    def images(n_unsupported: int) -> dict[str, Any]:
+        out = []
+        for k in range(40):  # 40 images with one class-0 box each; the first n_unsupported are not detected
+            box = B([10 + k, 10, 60 + k, 60])
+            out.append((box, L(0), [] if k < n_unsupported else box.copy(), S() if k < n_unsupported else S(0.9),
+                        L() if k < n_unsupported else L(0)))
+        return data(out)
+
+    th = q._calibrate([])
+    few = score_labels(**images(2), thresholds=th)  # a good model: 2 of 40 unsupported (5 %)
+    assert [(c.type, c.image_index) for c in few.candidates] == [("spurious", 0), ("spurious", 1)]
+    floor = th.flag * (2 / 40) / q.SPURIOUS_MAX_MISS
+    assert [c.score for c in few.candidates] == pytest.approx([floor, floor])
+    assert few.box_scores[0]["spurious"][0] == pytest.approx(floor)
+    many = score_labels(**images(15), thresholds=th)  # 15 of 40 (38 %): the model, not the labels
+    assert many.candidates == [] and many.box_scores[0]["spurious"][0] == th.flag
+    assert q.spurious_floors([L(0)] * 3, [S(0.0)] * 3, 0.5) == {0: 0.0}  # too few boxes to judge
+
+
 def test_duplicate_boxes() -> None:
     dup = [10, 10, 60, 65.5]  # IoU with A = 2500 / 2775 = 0.90
     assert q._iou(B(A), B(dup))[0, 0] == pytest.approx(0.9, abs=1e-3)
