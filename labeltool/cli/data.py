@@ -118,16 +118,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from labeltool.jobs.demo import demo_job
 
     if not args.json and args.train_minutes > 0:
-        budget = args.train_minutes + args.analyze_minutes + args.finetune_minutes
+        budget = args.train_minutes + args.analyze_minutes
         print(f"demo: the whole loop on {args.images} generated images with {args.noise:.0%} label noise: train "
               f"{args.train_minutes:g} min → analyze the labels {args.analyze_minutes:g} min → accept the top "
-              f"{args.accept} suspected errors → augment the weak classes → fine-tune {args.finetune_minutes:g} min"
+              f"{args.accept} suspected errors → augment the weak classes → fine-tune {args.finetune_epochs} epochs"
               + ("" if args.no_export else " → export + verify an edge bundle")
-              + f". Training budgets {budget:g} min; about {budget + 4:.0f} min in all on a 2-core CPU.",
+              + f"; about {budget + 5:.0f} min in all on an idle 2-core CPU.",
               file=sys.stderr)
     result = _run(demo_job(Path(args.dir), n_images=args.images, noise=args.noise, seed=args.seed,
                            train_minutes=args.train_minutes, analyze_minutes=args.analyze_minutes,
-                           finetune_minutes=args.finetune_minutes, accept=args.accept,
+                           finetune_epochs=args.finetune_epochs, accept=args.accept,
                            export=not args.no_export), args)
     with Project.open(result["project"]) as project:
         stats = project_stats(project)
@@ -159,7 +159,12 @@ def print_demo(result: dict[str, Any], stats: dict[str, Any]) -> None:
         print()
         print(format_weak_classes(analysis["weak_classes"]))
     accepted = result.get("accepted")
-    if accepted:
+    if accepted and not accepted.get("trusted", True):
+        print(f"\n3. no fixes accepted: the fold models found too few defects on images they did not see (held-out "
+              f"mAP@.5 {analysis['oof_map50']:.2f} < 0.30) for their suspicions to be trusted — on this data they "
+              "would point at correct labels as often as at wrong ones. Review them in the window, or give the "
+              "analysis pretrained weights (docs/user-guide.md) or more minutes (--analyze-minutes).")
+    elif accepted:
         extra = (f"; {accepted['on_corrupted_images']} of them on images where the demo injected an error"
                  if "on_corrupted_images" in accepted else "")
         print(f"\n3. accepted the top {accepted['accepted']} suspected errors (each an undoable edit; "
@@ -176,8 +181,9 @@ def print_demo(result: dict[str, Any], stats: dict[str, Any]) -> None:
               f"training images per class: {made}")
     finetune = result.get("finetune")
     if finetune:
+        fixed = "the fixed labels" if accepted and accepted.get("accepted") else "the labels"
         print(f"\n5. fine-tuned the first model for {finetune['epochs_done']} more epochs ({finetune['wall_s']:.0f} s) "
-              f"on the fixed labels + {finetune['n_derived']} derived images. Before (first model) → after, "
+              f"on {fixed} + {finetune['n_derived']} derived images. Before (first model) → after, "
               "both on the same validation images:")
         print_eval(finetune["eval"], finetune.get("previous"))
     if result.get("verify"):

@@ -48,7 +48,8 @@ def demo_data_job(dest: Path, *, n_images: int = 200, noise: float = 0.1, seed: 
 # Budgets chosen so the whole loop finishes within 15 minutes on a 2-core CPU (README: measured).
 DEMO_TRAIN_MINUTES = 3.0  # the first model: "trained briefly" on the noisy labels
 DEMO_ANALYZE_MINUTES = 4.5  # shared by the 3 fold models of the label-quality analysis
-DEMO_FINETUNE_MINUTES = 2.5  # continuing the first model on the fixed labels + augmented images
+DEMO_FINETUNE_EPOCHS = 10  # continuing the first model on the fixed labels + augmented images (~2.5 min);
+# epochs, not minutes, so a busy machine takes longer instead of training less than the first model
 DEMO_ACCEPT = 20  # suspected label errors accepted, best first (what a user reviewing the top of the queue does)
 DEMO_STEPS = ("generate + import", "train", "analyze labels", "accept top issues", "augment weak classes",
               "fine-tune", "export edge bundle", "verify bundle")
@@ -56,16 +57,17 @@ DEMO_STEPS = ("generate + import", "train", "analyze labels", "accept top issues
 
 def demo_job(
     root: Path, *, n_images: int = 200, noise: float = 0.1, seed: int = 0, train_minutes: float = DEMO_TRAIN_MINUTES,
-    analyze_minutes: float = DEMO_ANALYZE_MINUTES, finetune_minutes: float = DEMO_FINETUNE_MINUTES,
+    analyze_minutes: float = DEMO_ANALYZE_MINUTES, finetune_epochs: int = DEMO_FINETUNE_EPOCHS,
     accept: int = DEMO_ACCEPT, export: bool = True,
 ) -> Job[dict[str, Any]]:
     """The README's main job, the whole data-centric loop headless: demo data with injected label
     noise → new project → import → train → analyze (3-fold) → accept the top ``accept`` suspected
-    errors → targeted augmentation of the weak classes → fine-tune the first model → per-class
-    before/after → edge bundle (ONNX FP32 + INT8) → verification against PyTorch.
+    errors (only when the fold models were good enough to judge labels: held-out mAP@.5 >= 0.3, as
+    the analysis itself reports) → targeted augmentation of the weak classes → fine-tune the first
+    model → per-class before/after → edge bundle (ONNX FP32 + INT8) → verification against PyTorch.
 
     ``train_minutes=0`` stops after the import; ``analyze_minutes=0`` skips the analysis and the
-    fixes; ``finetune_minutes=0`` skips augmentation and fine-tuning; ``export=False`` skips the
+    fixes; ``finetune_epochs=0`` skips augmentation and fine-tuning; ``export=False`` skips the
     bundle. Yields a ``demo`` Progress event at the start of each step. ``root`` gets ``dataset/``,
     ``project/`` and ``bundle/``; a folder made by an earlier demo run is replaced, any other
     non-empty folder is refused.
@@ -83,7 +85,7 @@ def demo_job(
         steps.append(DEMO_STEPS[1])
         if analyze_minutes > 0:
             steps += DEMO_STEPS[2:4]
-        if finetune_minutes > 0:
+        if finetune_epochs > 0:
             steps += DEMO_STEPS[4:6]
         if export:
             steps += DEMO_STEPS[6:8]
@@ -105,20 +107,24 @@ def demo_job(
     yield step(DEMO_STEPS[1])
     out["train"] = yield from train_job(project, minutes=train_minutes, seed=seed)
     if analyze_minutes > 0:
-        from .analysis import analyze_job
+        from .analysis import WEAK_MODEL_MAP50, analyze_job
 
         yield step(DEMO_STEPS[2])
         out["analysis"] = yield from analyze_job(project, folds=3, minutes_per_fold=analyze_minutes / 3, seed=seed)
         yield step(DEMO_STEPS[3])
-        out["accepted"] = accept_top_issues(project, accept, noise_record=root / "dataset" / "noise.json")
-    if finetune_minutes > 0:
+        trusted = out["analysis"]["oof_map50"] >= WEAK_MODEL_MAP50
+        out["accepted"] = accept_top_issues(project, accept if trusted else 0,
+                                            noise_record=root / "dataset" / "noise.json")
+        out["accepted"]["trusted"] = trusted
+    if finetune_epochs > 0:
         from .augment import augment_job
 
         yield step(DEMO_STEPS[4])
         classes = None if out.get("analysis") and _flagged(out["analysis"]) else _weakest(out)
         out["augment"] = yield from augment_job(project, classes=classes, copy_paste=True, seed=seed)
         yield step(DEMO_STEPS[5])
-        out["finetune"] = yield from train_job(project, minutes=finetune_minutes, seed=seed, init_from="current")
+        out["finetune"] = yield from train_job(project, epochs=finetune_epochs, patience=finetune_epochs, seed=seed,
+                                               init_from="current")
     if export:
         from .export import export_model_job, verify_job
 
