@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 
 from labeltool.core.store import Project
 from labeltool.gui.welcome import TAGLINE, WelcomeWidget, demo_job_request
-from labeltool.jobs.demo import DEMO_MARKER
+from labeltool.jobs.demo import DEMO_ANALYZE_MINUTES, DEMO_MARKER, DEMO_TRAIN_MINUTES
 
 pytestmark = pytest.mark.gui
 
@@ -51,7 +51,10 @@ def test_recent_list_click_emits_the_path(qtbot, tmp_path: Path) -> None:
 def test_demo_request_and_an_existing_demo(qtbot, tmp_path: Path) -> None:
     target, kwargs = demo_job_request(tmp_path / "demo")
     assert target == "labeltool.jobs.demo:demo_job"
-    assert kwargs == {"root": str(tmp_path / "demo"), "train_minutes": 4.0, "analyze_minutes": 6.0, "export": False}
+    # the demo's own budgets for the first model and the analysis; fixes, fine-tune and export are left to the user
+    assert kwargs == {"root": str(tmp_path / "demo"), "train_minutes": DEMO_TRAIN_MINUTES,
+                      "analyze_minutes": DEMO_ANALYZE_MINUTES, "finetune_epochs": 0, "export": False}
+    assert demo_job_request(tmp_path / "demo", analysis=False)[1]["analyze_minutes"] == 0.0
     root = tmp_path / "demo"
     Project.create(root / "project").close()
     (root / DEMO_MARKER).write_text("made by `labeltool demo`\n")

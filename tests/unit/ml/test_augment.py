@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +44,7 @@ def scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[np.nda
 @pytest.mark.parametrize("flips", [True, False])
 def test_boxes_follow_the_transformed_pixels(preset: str, flips: bool) -> None:
     """Each box, drawn as a filled mask, is transformed with the image; the box must still frame its mask."""
-    rng = np.random.default_rng(hash((preset, flips)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{preset}-{flips}".encode()))  # hash() of str varies per process
     compared = 0
     for seed in range(40):
         image, boxes, masks = scene(rng)
@@ -55,8 +57,14 @@ def test_boxes_follow_the_transformed_pixels(preset: str, flips: bool) -> None:
             mask = out["masks"][int(k)]
             rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
             frame = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
-            # nearest-neighbour mask warping and clipping: within 2 px
-            np.testing.assert_allclose(box, frame, atol=2.0, err_msg=f"{preset} seed {seed}")
+            # nearest-neighbour mask warping: within 2 px. A rotated box clipped at the image edge may
+            # frame a corner that is outside the image: it still holds the mask, but its other side can
+            # be looser by up to side * sin(10 deg) (the strong preset's largest rotation).
+            at_edge = x1 <= 0.5 or y1 <= 0.5 or x2 >= W - 0.5 or y2 >= H - 0.5
+            slack = 2.0 + (max(x2 - x1, y2 - y1) * math.sin(math.radians(10)) if at_edge else 0.0)
+            assert np.all(box[:2] <= frame[:2] + 2.0) and np.all(box[2:] >= frame[2:] - 2.0), \
+                f"{preset} seed {seed}: box {box} does not hold its mask {frame}"
+            np.testing.assert_allclose(box, frame, atol=slack, err_msg=f"{preset} seed {seed}")
             visible = mask.sum() / masks[int(k)].sum()
             assert visible >= MIN_VISIBILITY * 0.8  # dropped when cut more (0.8: interpolation slack)
             compared += 1
