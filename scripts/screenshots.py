@@ -9,7 +9,6 @@ than 300 KB.
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import tempfile
@@ -17,16 +16,14 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PIL import Image as PILImage  # noqa: E402
-from PySide6.QtCore import QBuffer, QIODevice, QSettings  # noqa: E402
+from loop_screenshots import png_bytes  # noqa: E402 (this folder: shared PNG size limit)
+from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from labeltool.core.store import Project  # noqa: E402
 from labeltool.gui import geometry as geo  # noqa: E402
 from labeltool.gui import main as gui_main  # noqa: E402
 from labeltool.gui.main import MainWindow  # noqa: E402
-
-LIMIT = 300_000
 
 
 def settle(app: QApplication, window: MainWindow | None = None, rounds: int = 20) -> None:
@@ -37,18 +34,7 @@ def settle(app: QApplication, window: MainWindow | None = None, rounds: int = 20
 
 
 def save(widget: QWidget, path: Path) -> None:
-    buffer = QBuffer()
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    widget.grab().save(buffer, "PNG")
-    data = bytes(buffer.data())
-    if len(data) > LIMIT:  # recompress; then 256 colours (octree keeps small swatches' hues)
-        image = PILImage.open(io.BytesIO(data)).convert("RGB")
-        for candidate in (image, image.quantize(colors=256, method=PILImage.Quantize.FASTOCTREE)):
-            out = io.BytesIO()
-            candidate.save(out, "PNG", optimize=True)
-            data = out.getvalue()
-            if len(data) <= LIMIT:
-                break
+    data = png_bytes(widget.grab())  # at most LIMIT bytes (recompressed / 256 colours)
     path.write_bytes(data)
     sys.stdout.write(f"{path}  {len(data) // 1024} KB\n")
 

@@ -147,8 +147,18 @@ def analysis_text(analysis: Analysis) -> str:
 
 
 def analysis_warning(analysis: Analysis | None) -> str | None:
-    """The quick-mode warning, or None."""
-    return QUICK_WARNING if analysis is not None and analysis.mode == "quick" else None
+    """The quick-mode warning and the analysis job's notes (fold models too weak to judge, random
+    weights …), one per line; None when there is nothing to warn about."""
+    if analysis is None:
+        return None
+    lines = [QUICK_WARNING] if analysis.mode == "quick" else []
+    notes = analysis.summary.get("notes") if isinstance(analysis.summary, dict) else None
+    for note in notes if isinstance(notes, list) else []:
+        text = str(note).strip()
+        if not text or (analysis.mode == "quick" and text.startswith("quick check")):
+            continue  # the quick-mode note says what QUICK_WARNING says
+        lines.append(text[:1].upper() + text[1:] + ("" if text.endswith(".") else "."))
+    return "\n".join(lines) or None
 
 
 # -- weak classes -----------------------------------------------------------------------------------

@@ -84,8 +84,8 @@ class JobRow(QFrame):
         self.time_label.setText(text)
 
     def end(self, stage: str, *, message: str | None = None, error: bool = False) -> None:
-        self.refresh_time()
         self.running, self.failed = False, error
+        self.refresh_time()  # elapsed only: no "estimating…" / time left on an ended job
         self.stage_label.setText(stage)
         if message is not None:
             self.message_label.setText(message)

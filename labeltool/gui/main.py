@@ -37,8 +37,6 @@ from PySide6.QtWidgets import (
 )
 
 from labeltool.core.errors import LabeltoolError
-from labeltool.core.issues import list_issues
-from labeltool.core.model import Issue
 from labeltool.core.store import Project
 
 from . import constants as C
@@ -46,6 +44,7 @@ from . import dialogs
 from .canvas import Canvas
 from .class_panel import ClassPanel, image_counts
 from .image_list import ImageListModel, ImageListView, ImageRow, filter_choices
+from .loop import LoopMixin
 from .shortcuts import ShortcutSheet, binding_for, keys_of
 from .transfer import TransferMixin
 
@@ -66,7 +65,7 @@ def default_window_size(widget: QWidget) -> tuple[int, int]:
     return min(w, int(avail.width() * 0.95)), min(h, int(avail.height() * 0.95))
 
 
-class MainWindow(TransferMixin, QMainWindow):
+class MainWindow(LoopMixin, TransferMixin, QMainWindow):
     """Top-level window. ``open_project`` loads a project folder and shows its first image."""
 
     def __init__(self) -> None:
@@ -165,6 +164,7 @@ class MainWindow(TransferMixin, QMainWindow):
         self.status = QLabel()
         self.statusBar().addPermanentWidget(self.status)
         self.statusBar().showMessage("no project open")
+        self._init_loop()  # Loop menu, docks, job runner, welcome screen (loop.py)
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
         super().showEvent(event)
@@ -232,6 +232,7 @@ class MainWindow(TransferMixin, QMainWindow):
         self._remember(project.root)
         self.statusBar().showMessage(f"{project.root}  ·  schema v{project.schema_version}")
         self._reload_all()
+        self._loop_project_changed()
         return True
 
     def _reload_all(self, keep: int | None = None) -> None:
@@ -339,36 +340,6 @@ class MainWindow(TransferMixin, QMainWindow):
         self.canvas.reload()
         self._edited()
 
-    # -- issues -------------------------------------------------------------------------------------------
-    def step_issue(self, step: int) -> Issue | None:
-        """Show the next (+1) / previous (-1) open issue of the latest analysis (most likely errors
-        first, wrapping around): its image, with the box concerned selected."""
-        if self.project is None:
-            return None
-        try:
-            issues = list_issues(self.project)
-        except (LabeltoolError, ValueError) as exc:
-            show_error(self, "Cannot read the issues", exc)
-            return None
-        if not issues:
-            self.statusBar().showMessage("No open issues (run `labeltool analyze` to look for label errors)", 5000)
-            return None
-        ids = [i.id for i in issues]
-        if self._issue_id in ids:
-            pos = (ids.index(self._issue_id) + step) % len(ids)
-        else:
-            pos = 0 if step > 0 else len(ids) - 1
-        issue = issues[pos]
-        self._issue_id = issue.id
-        self.show_image(issue.image_id)
-        if self.canvas.image is not None and self.canvas.image.id == issue.image_id:
-            self.canvas.select_box(issue.box_id)
-        names = {c.id: c.name for c in self.canvas.classes}
-        self.statusBar().showMessage(
-            f"issue {pos + 1}/{len(issues)}: {issue.type} ({names.get(issue.class_id or -1, '?')}), "
-            f"score {issue.score:.2f} — suggested: {issue.fix.get('action', '?').replace('_', ' ')}")
-        return issue
-
     def _set_score_threshold(self, value: int) -> None:
         self.score_label.setText(f"Model boxes shown from score {value / 100:.2f} (A accepts, Shift+A all)")
         self.canvas.set_score_threshold(value / 100)
@@ -416,6 +387,8 @@ class MainWindow(TransferMixin, QMainWindow):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         """Window keys of the shortcut table that reached the window without triggering their action."""
+        if self._loop_key(event):  # review keys while the Review dock is shown
+            return
         binding = binding_for(event)
         actions = {"shortcuts": self.show_shortcuts, "import": self.import_dialog, "export": self.export_dialog,
                    "open": self._choose_project, "new": self._choose_new_project,
@@ -426,6 +399,9 @@ class MainWindow(TransferMixin, QMainWindow):
             super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self._loop_close():  # a job runs and the user chose to keep it
+            event.ignore()
+            return
         self.image_model.loader.clear()
         self.image_model.loader.wait(2000)
         if self.project is not None:

@@ -157,10 +157,13 @@ class ReviewPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
-        for col in range(len(COLUMNS)):  # the fix in full; the file name last (the detail line has it too)
+        # every column fits its contents but the suggested fix, which takes the rest and is elided at its
+        # end (the detail line under the table says it in full): a file name squeezed to "pa…ng" says nothing
+        for col in range(len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header.setSectionResizeMode(COLUMNS.index("suggested fix"), QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._current_changed(cur.row()))
         self.table.installEventFilter(self)
         self.detail = QLabel()

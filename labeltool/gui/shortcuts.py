@@ -45,9 +45,13 @@ BINDINGS: tuple[Binding, ...] = (
     Binding("accept_all", ("Shift+A",), "Accept all shown model boxes", "Model boxes"),
     Binding("next", ("Right", "PgDown"), "Next image", "Images", arg=1),
     Binding("previous", ("Left", "PgUp"), "Previous image", "Images", arg=-1),
-    Binding("next_issue", ("N",), "Next open issue of the latest analysis (shows its image, selects the box)",
-            "Images", arg=1),
-    Binding("previous_issue", ("Shift+N",), "Previous open issue", "Images", arg=-1),
+    Binding("next_issue", ("N",), "Next issue of the review queue (shows its image, the box and the fix)",
+            "Review", arg=1),
+    Binding("previous_issue", ("Shift+N",), "Previous issue of the review queue", "Review", arg=-1),
+    Binding("review_accept", ("Y", "Return", "Enter"), "Review queue shown: accept the suggested fix (one edit, "
+            "Ctrl+Z undoes it)", "Review"),
+    Binding("review_reject", ("R",), "Review queue shown: reject — the label is right (not raised again)", "Review"),
+    Binding("review_skip", ("S",), "Review queue shown: skip to the next issue without deciding", "Review"),
     Binding("fit", ("F",), "Fit the image into the view", "View"),
     Binding("one_to_one", ("0",), "Zoom 1:1 (one image pixel per screen pixel)", "View"),
     Binding("deselect", ("Esc",), "Cancel the drag / deselect", "Edit"),
@@ -68,7 +72,8 @@ BINDINGS: tuple[Binding, ...] = (
 CANVAS_ACTIONS = frozenset({"undo", "redo", "delete", "class", "accept", "accept_all", "next", "previous", "fit",
                             "one_to_one", "deselect", "pan_key", "copy", "paste", "mark_labeled",
                             "mark_unlabeled"})
-WINDOW_ACTIONS = ("open", "new", "import", "export", "shortcuts", "next_issue", "previous_issue")
+WINDOW_ACTIONS = ("open", "new", "import", "export", "shortcuts", "next_issue", "previous_issue",
+                  "review_accept", "review_reject", "review_skip")
 
 
 def _combination(key: str) -> QKeyCombination:

@@ -121,6 +121,19 @@ def test_analysis_texts(world) -> None:
     assert review.weak_class_rows(quick) == [] and review.weak_class_rows(None) == []
 
 
+def test_analysis_warning_says_when_the_models_were_too_weak_to_judge(world) -> None:
+    p, _, _ = world
+    weak = ("the fold models found few defects (mAP@.5 0.02 on images they did not see): many issues below "
+            "reflect the model, not your labels")
+    record_analysis(p, snapshot_id=p.create_snapshot(), run_id=None, mode="kfold", folds=3, config={},
+                    summary={"notes": [weak, ""]}, issues=[])
+    assert review.analysis_warning(latest_analysis(p)) == weak[:1].upper() + weak[1:] + "."
+    record_analysis(p, snapshot_id=p.create_snapshot(), run_id=None, mode="quick", folds=None, config={},
+                    summary={"notes": ["quick check: the current model judged the images it was trained on"]},
+                    issues=[])
+    assert review.analysis_warning(latest_analysis(p)) == review.QUICK_WARNING  # said once, not twice
+
+
 def test_weak_class_rows_and_words(world) -> None:
     p, issues, ids = world
     (row,) = review.weak_class_rows(latest_analysis(p))  # the non-dict entry is skipped
