@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from labeltool.jobs.panel_views import weak_model_note
+
 from .common import EXIT_ERROR, EXIT_OK
 from .common import run_job as _run
 
@@ -62,6 +64,9 @@ def format_verification(r: dict[str, Any]) -> str:
     lines.append(("VERIFIED" if r["verified"] else "NOT VERIFIED: accuracy lost in the export is above the limit; "
                   "deploy the FP32 model or export again with more calibration images")
                  + f" ({r['n_images']} validation images, {r['threads']} threads)")
+    weak = weak_model_note(r)
+    if weak:
+        lines.append(f"WARNING: {weak}")
     return "\n".join(lines)
 
 

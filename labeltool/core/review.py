@@ -146,9 +146,10 @@ def analysis_text(analysis: Analysis) -> str:
     return f"Analysis #{analysis.id} · {how} · {_date(analysis.created_at)}"
 
 
-def analysis_warning(analysis: Analysis | None) -> str | None:
+def analysis_warning(analysis: Analysis | None, project: Project | None = None) -> str | None:
     """The quick-mode warning and the analysis job's notes (fold models too weak to judge, random
-    weights …), one per line; None when there is nothing to warn about."""
+    weights …) and, with ``project``, whether the labels changed since (:func:`labels_changed_text`),
+    one per line; None when there is nothing to warn about."""
     if analysis is None:
         return None
     lines = [QUICK_WARNING] if analysis.mode == "quick" else []
@@ -158,7 +159,33 @@ def analysis_warning(analysis: Analysis | None) -> str | None:
         if not text or (analysis.mode == "quick" and text.startswith("quick check")):
             continue  # the quick-mode note says what QUICK_WARNING says
         lines.append(text[:1].upper() + text[1:] + ("" if text.endswith(".") else "."))
+    changed = labels_changed_text(project, analysis) if project is not None else None
+    if changed:
+        lines.append(changed)
     return "\n".join(lines) or None
+
+
+_LABEL_COUNTS = {  # labeled images and their boxes, derived (augmented) images left out as the analysis does
+    "now": ("SELECT count(*), (SELECT count(*) FROM boxes b JOIN images i2 ON i2.id = b.image_id "
+            "WHERE i2.labeled AND substr(i2.path, 1, 8) != 'derived/') "
+            "FROM images WHERE labeled AND substr(path, 1, 8) != 'derived/'"),
+    "then": ("SELECT count(*), (SELECT count(*) FROM snapshot_boxes b JOIN snapshot_images i2 "
+             "ON i2.snapshot_id = b.snapshot_id AND i2.image_id = b.image_id WHERE b.snapshot_id = ?1 "
+             "AND i2.labeled AND substr(i2.path, 1, 8) != 'derived/') "
+             "FROM snapshot_images WHERE snapshot_id = ?1 AND labeled AND substr(path, 1, 8) != 'derived/'"),
+}
+
+
+def labels_changed_text(project: Project, analysis: Analysis) -> str | None:
+    """A line saying the labels changed since ``analysis`` (its labeled images / boxes then and now,
+    derived images not counted), or None when the counts are the same."""
+    conn = project.connection
+    then = tuple(conn.execute(_LABEL_COUNTS["then"], (analysis.snapshot_id,)).fetchone())
+    now = tuple(conn.execute(_LABEL_COUNTS["now"]).fetchone())
+    if then == now:
+        return None
+    return (f"The labels changed since this analysis (it saw {then[0]} labeled images with {then[1]} boxes; "
+            f"now {now[0]} with {now[1]}): its counts and scores are from then. Analyze labels again to update.")
 
 
 # -- weak classes -----------------------------------------------------------------------------------

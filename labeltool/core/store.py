@@ -87,11 +87,13 @@ class Project:
         root = Path(root).expanduser().resolve()
         db_path = root / config.DB_FILENAME
         if not root.is_dir():
-            raise ProjectError(f"{root}: no such project folder. Create one with `labeltool new {root}`.")
+            raise ProjectError(f"{root}: no such project folder. Create one with File ▸ New project in the window "
+                               f"(`labeltool new {root}` on the command line).")
         if not db_path.is_file():
             raise ProjectError(
                 f"{root} is not a labeltool project (no {config.DB_FILENAME} in it). "
-                f"Create one with `labeltool new {root}` or pick the project folder."
+                f"Pick the folder that holds {config.DB_FILENAME}, or create a project with File ▸ New project "
+                f"in the window (`labeltool new {root}` on the command line)."
             )
         conn = db.connect(db_path)
         try:

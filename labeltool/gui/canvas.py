@@ -7,7 +7,6 @@ edit the canvas reloads boxes and model boxes from the database, so it never sho
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from PySide6.QtGui import QColor, QImage, QKeyEvent, QKeySequence, QMouseEvent, 
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 from labeltool.core import runs
+from labeltool.core.edits import boxes_images_of_edit
 from labeltool.core.errors import EditError, LabeltoolError
 from labeltool.core.images import load_image
 from labeltool.core.model import Box, Class, Image, Issue, Prediction
@@ -24,6 +24,7 @@ from labeltool.core.store import Project
 
 from . import constants as C
 from . import geometry as geo
+from .box_menu import box_menu
 from .overlay import Shape, paint_ghost, paint_shapes
 from .shortcuts import CANVAS_ACTIONS, binding_for
 
@@ -45,13 +46,6 @@ class _Drag:
     original: geo.Rect | None = None
     preview: geo.Rect | None = None
     pan_start: geo.ViewState | None = None
-
-
-def boxes_images_of_edit(project: Project, edit_id: int) -> set[int]:
-    """Ids of the images whose boxes edit ``edit_id`` changed (read from the edit log)."""
-    rows = project.connection.execute(
-        "SELECT before, after FROM edit_changes WHERE edit_id = ? AND entity = 'boxes'", (edit_id,))
-    return {int(json.loads(v)["image_id"]) for row in rows for v in row if v}
 
 
 class Canvas(QGraphicsView):
@@ -281,6 +275,11 @@ class Canvas(QGraphicsView):
                                    handle=handle, original=box.xyxy)
         self.viewport().update()
 
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 (QContextMenuEvent)
+        menu = box_menu(self, self.image_point(QPointF(event.pos())))  # right-click on a box
+        if menu is not None:
+            menu.exec(event.globalPos())
+
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self.mousePressEvent(event)  # a quick second click is a click, not a scene double-click
 
@@ -421,7 +420,7 @@ class Canvas(QGraphicsView):
         """After undo/redo: ask to show the image the edit changed, when it is not this one."""
         if self.project is None or self.image is None or not isinstance(edit_id, int):
             return
-        touched = boxes_images_of_edit(self.project, edit_id)
+        touched = boxes_images_of_edit(self.project.connection, edit_id)
         if touched and self.image.id not in touched:
             self.show_image_requested.emit(min(touched))
 
@@ -475,7 +474,11 @@ class Canvas(QGraphicsView):
         """Number key ``number`` (1-based class position): current class, and class of the selection."""
         if not 1 <= number <= len(self.classes):
             return
-        class_id = self.current_class_id = self.classes[number - 1].id
+        self.current_class_id = self.classes[number - 1].id
+        self.set_selected_class(self.current_class_id)
+
+    def set_selected_class(self, class_id: int) -> None:
+        """Change the class of the selected boxes (one edit); the class for new boxes stays."""
         ids = [b.id for b in self.boxes if b.id in self.selected and b.class_id != class_id]
         if len(ids) == 1:
             self._edit(lambda p: p.set_box_class(ids[0], class_id))

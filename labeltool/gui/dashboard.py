@@ -151,7 +151,7 @@ class WeakClassDashboard(QWidget):
     def _update_texts(self) -> None:
         has = self.analysis is not None
         self.header.setText(review.analysis_text(self.analysis) if self.analysis is not None else "")
-        warning = review.analysis_warning(self.analysis)
+        warning = review.analysis_warning(self.analysis, self.project)
         self.warning.setText(warning or "")
         self.warning.setVisible(warning is not None)
         if self.project is None:

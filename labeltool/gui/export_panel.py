@@ -50,6 +50,7 @@ from labeltool.jobs.panel_views import (
     speed_rows,
     variants,
     verification_verdict,
+    weak_model_note,
 )
 
 from .train_panel import read_only_table, title_label, verdict_item, wrapped
@@ -57,6 +58,7 @@ from .train_panel import read_only_table, title_label, verdict_item, wrapped
 Confirm = Callable[[str], bool]
 VERIFIED_STYLE = "color: #1b6e34; background: #e3f4e8; padding: 6px; border-radius: 4px; font-weight: bold;"
 NOT_VERIFIED_STYLE = "color: #b3261e; background: #fbe6e4; padding: 6px; border-radius: 4px; font-weight: bold;"
+WEAK_MODEL_STYLE = "color: #8a4b00; background: #fff4e0; padding: 6px; border-radius: 4px; font-weight: bold;"
 
 
 class ExportPanel(QWidget):
@@ -232,7 +234,8 @@ class ExportPanel(QWidget):
             self.verdict_label.setText("This bundle has not been verified yet: Verify checks it against PyTorch.")
             return
         self.verdict_label.setText(verification_verdict(report))
-        self.verdict_label.setStyleSheet(VERIFIED_STYLE if report.get("verified") else NOT_VERIFIED_STYLE)
+        self.verdict_label.setStyleSheet(NOT_VERIFIED_STYLE if not report.get("verified") else
+                                         WEAK_MODEL_STYLE if weak_model_note(report) else VERIFIED_STYLE)
         self.verdict_label.show()
         labels = [label for _, label in variants(report)]
         self.speed_table.setColumnCount(1 + len(labels))

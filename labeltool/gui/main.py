@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from labeltool.core.config import DB_FILENAME
 from labeltool.core.errors import LabeltoolError
 from labeltool.core.store import Project
 
@@ -200,15 +201,29 @@ class MainWindow(LoopMixin, TransferMixin, QMainWindow):
         return self.image_model.rows
 
     # -- projects -------------------------------------------------------------------------------------
+    def _dialog_start(self) -> str:
+        """Where the project dialogs start: beside the last project, else the home folder."""
+        recent = self.recent_projects()
+        parent = Path(recent[0]).parent if recent else Path.home()
+        return str(parent if parent.is_dir() else Path.home())
+
     def _choose_project(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open labeltool project")
+        folder = QFileDialog.getExistingDirectory(self, "Open labeltool project (the folder with project.db)",
+                                                  self._dialog_start())
         if folder:
-            self.open_project(Path(folder))
+            root = Path(folder)
+            inner = root / "project"  # e.g. the demo's folder: the project is one level down
+            if not (root / DB_FILENAME).is_file() and (inner / DB_FILENAME).is_file():
+                root = inner
+            self.open_project(root)
 
     def _choose_new_project(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "New project: choose a new or empty folder")
-        if folder:
-            self.new_project(Path(folder))
+        """Type the new project folder's name (it is created), or pick an existing empty folder."""
+        path, _ = QFileDialog.getSaveFileName(
+            self, "New project: type a name for the project folder", str(Path(self._dialog_start()) / "my-project"),
+            "", options=QFileDialog.Option.DontConfirmOverwrite)
+        if path:
+            self.new_project(Path(path))
 
     def new_project(self, root: Path) -> bool:
         """Create a project in ``root`` (new or empty folder) and open it."""

@@ -165,6 +165,9 @@ class ReviewPanel(QWidget):
         header.setStretchLastSection(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._current_changed(cur.row()))
+        # a click moves the current row before it selects it: the buttons (which need a selected row)
+        # follow the selection too
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_detail())
         self.table.installEventFilter(self)
         self.detail = QLabel()
         self.detail.setWordWrap(True)
@@ -271,7 +274,7 @@ class ReviewPanel(QWidget):
     def _update_texts(self) -> None:
         has = self.analysis is not None
         self.header.setText(review.analysis_text(self.analysis) if self.analysis is not None else "")
-        warning = review.analysis_warning(self.analysis)
+        warning = review.analysis_warning(self.analysis, self.project)
         self.warning.setText(warning or "")
         self.warning.setVisible(warning is not None)
         if self.project is None:

@@ -249,3 +249,26 @@ def test_shift_drag_draws_inside_an_existing_box(qtbot, canvas: Canvas, project:
     qtbot.mouseMove(vp, at(70, 56))
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, shift, at(70, 56))
     assert sorted(r for _, r in boxes(project)) == [(40.0, 40.0, 80.0, 60.0), (50.0, 44.0, 70.0, 56.0)]
+
+
+def test_right_click_menu_changes_the_class_copies_and_deletes(qtbot, canvas: Canvas, project: Project,
+                                                               one_box: int) -> None:
+    from PySide6.QtWidgets import QMenu
+
+    from labeltool.gui.box_menu import box_menu
+
+    assert box_menu(canvas, (5.0, 5.0)) is None  # no box there: no menu
+    menu = box_menu(canvas, (50.0, 50.0))
+    assert isinstance(menu, QMenu) and canvas.selected == [one_box]
+    classes = menu.actions()[0].menu()
+    assert [a.text() for a in classes.actions()] == ["scratch\t1", "dent\t2", "spot\t3"]
+    assert [a.isChecked() for a in classes.actions()] == [True, False, False]
+    drawing_class = canvas.current_class_id
+    classes.actions()[2].trigger()
+    assert project.box(one_box).class_id == project.class_by_name("spot").id
+    assert canvas.current_class_id == drawing_class  # the class for new boxes is not changed by the menu
+    canvas.undo()
+    assert project.box(one_box).class_id == project.class_by_name("scratch").id
+    menu = box_menu(canvas, (50.0, 50.0))
+    next(a for a in menu.actions() if a.text().startswith("Delete the box")).trigger()
+    assert boxes(project) == []

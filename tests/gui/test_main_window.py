@@ -41,6 +41,35 @@ def test_opening_a_non_project_shows_a_dialog(qtbot, tmp_path: Path, monkeypatch
     assert window.project is None
 
 
+def test_new_project_takes_a_typed_folder_name_and_open_finds_the_project_one_level_down(
+        qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """File ▸ New project: the user types a name (the folder does not exist yet). File ▸ Open on a folder
+    whose project is in ``project/`` (the demo's layout) opens that project."""
+    shown: list[str] = []
+    monkeypatch.setattr(gui_main, "show_error", lambda parent, title, exc: shown.append(str(exc)))
+    starts: list[str] = []
+
+    def save_name(parent, caption, start, *args, **kwargs):  # the dialog, answered as the user would
+        starts.append(start)
+        return str(tmp_path / "lines" / "line-3"), ""
+
+    monkeypatch.setattr(gui_main.QFileDialog, "getSaveFileName", save_name)
+    window = gui_main.MainWindow()
+    qtbot.addWidget(window)
+    window._choose_new_project()
+    assert shown == [] and window.project is not None and window.project.root == tmp_path / "lines" / "line-3"
+    assert starts == [str(Path.home() / "my-project")]  # no recent project yet: from the home folder
+    Project.create(tmp_path / "demo" / "project").close()
+    opened: list[str] = []
+    monkeypatch.setattr(gui_main.QFileDialog, "getExistingDirectory",
+                        lambda parent, caption, start, *a, **k: opened.append(start) or str(tmp_path / "demo"))
+    window._choose_project()
+    assert shown == [] and window.project.root == tmp_path / "demo" / "project"
+    assert opened == [str(tmp_path / "lines")]  # beside the last project
+    window._choose_new_project()  # the same name again: refused with what to do, the open project stays
+    assert "already holds a project; open it" in shown[-1] and window.project.root == tmp_path / "demo" / "project"
+
+
 def test_window_shows_the_first_image_and_steps_with_keys(qtbot, tmp_path: Path) -> None:
     drive(demo_data_job(tmp_path / "d", n_images=3, size=64), lambda p: None)
     Project.create(tmp_path / "p").close()

@@ -269,3 +269,19 @@ def test_a_quick_analysis_is_labelled_less_reliable(tmp_path: Path, qtbot) -> No
     assert not panel.warning.isHidden() and "less reliable (in-sample)" in panel.warning.text()
     assert "quick (in-sample)" in panel.header.text() and panel.message.isHidden()
     project.close()
+
+
+def test_a_mouse_click_on_a_row_enables_accept_and_reject(ws, qtbot) -> None:
+    """Qt moves the current row before it selects it: the buttons must follow the selection."""
+    panel = ws.panel
+    panel.resize(600, 400)
+    panel.show()
+    qtbot.waitExposed(panel)
+    assert not panel.buttons["accept"].isEnabled()  # nothing chosen yet
+    rect = panel.table.visualRect(panel.model.index(1, 1))
+    qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert panel.current_issue() == panel.issues[1] and ws.shown[-1] == panel.issues[1]
+    assert panel.buttons["accept"].isEnabled() and panel.buttons["reject"].isEnabled()
+    issue = panel.issues[1]
+    qtbot.mouseClick(panel.buttons["accept"], Qt.MouseButton.LeftButton)
+    assert get_issue(ws.project, issue.id).status == "accepted"

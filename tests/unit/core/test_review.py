@@ -201,3 +201,20 @@ def test_concerns_class_rule() -> None:
     assert review.concerns_class(swap, 5) and review.concerns_class(swap, 6) and not review.concerns_class(swap, 7)
     spur = Issue(2, 1, "spurious", 1, 3, 5, 0.1, {"action": "delete_box", "box_id": 3}, "open", "h", "t")
     assert review.concerns_class(spur, 5) and not review.concerns_class(spur, 6)
+
+
+def test_the_warning_says_when_the_labels_changed_since_the_analysis(world) -> None:
+    p, issues, ids = world
+    analysis = latest_analysis(p)
+    assert review.labels_changed_text(p, analysis) is None and review.analysis_warning(analysis, p) is None
+    with p.edit("add derived image") as e:  # augmentation: not a label change the analysis would have seen
+        d = e.insert("images", {"path": "derived/1/c.png", "sha256": "c" * 64, "width": 100, "height": 80,
+                                "split": "train", "added_at": "t", "origin": None, "labeled": 1})
+    p.add_box(d, ids["dent"], (1, 1, 9, 9))
+    assert review.labels_changed_text(p, analysis) is None
+    accept_issues(p, [issues["duplicate"].id])  # deletes a box
+    text = review.analysis_warning(analysis, p)
+    assert text == ("The labels changed since this analysis (it saw 2 labeled images with 4 boxes; now 2 with 3): "
+                    "its counts and scores are from then. Analyze labels again to update.")
+    p.undo()
+    assert review.labels_changed_text(p, analysis) is None
