@@ -10,8 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from labeltool.jobs.panel_views import weak_model_note
-
 from .common import EXIT_ERROR, EXIT_OK
 from .common import run_job as _run
 
@@ -64,14 +62,11 @@ def format_verification(r: dict[str, Any]) -> str:
     lines.append(("VERIFIED" if r["verified"] else "NOT VERIFIED: accuracy lost in the export is above the limit; "
                   "deploy the FP32 model or export again with more calibration images")
                  + f" ({r['n_images']} validation images, {r['threads']} threads)")
-    weak = weak_model_note(r)
-    if weak:
-        lines.append(f"WARNING: {weak}")
     return "\n".join(lines)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from labeltool.jobs.export import verify_job
+    from labeltool.jobs.export import verify_job, weak_model_note
 
     result = _run(verify_job(Path(args.bundle), Path(args.dir), threads=args.threads,
                              max_fp32_drop=args.max_fp32_drop, max_int8_drop=args.max_int8_drop), args)
@@ -80,6 +75,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         print(format_verification(result))
         print(f"report: {result['report_file']}")
+    weak = weak_model_note(result) if result["verified"] else None
+    if weak:
+        print(f"WARNING: {weak}", file=sys.stderr)
     return EXIT_OK if result["verified"] else EXIT_ERROR
 
 

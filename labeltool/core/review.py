@@ -174,15 +174,41 @@ _LABEL_COUNTS = {  # labeled images and their boxes, derived (augmented) images 
              "AND i2.labeled AND substr(i2.path, 1, 8) != 'derived/') "
              "FROM snapshot_images WHERE snapshot_id = ?1 AND labeled AND substr(path, 1, 8) != 'derived/'"),
 }
+# the labels themselves (which images are labeled, every box's class and corners), now and in the snapshot;
+# with equal counts, any row in one and not the other means a change (a relabel, a moved box)
+_LABEL_ROWS_DIFFER = """
+WITH now_img AS (SELECT id FROM images WHERE labeled AND substr(path, 1, 8) != 'derived/'),
+then_img AS (SELECT image_id AS id FROM snapshot_images
+             WHERE snapshot_id = ?1 AND labeled AND substr(path, 1, 8) != 'derived/'),
+now_box AS (SELECT image_id, class_id, x1, y1, x2, y2 FROM boxes WHERE image_id IN (SELECT id FROM now_img)),
+then_box AS (SELECT image_id, class_id, x1, y1, x2, y2 FROM snapshot_boxes
+             WHERE snapshot_id = ?1 AND image_id IN (SELECT id FROM then_img))
+SELECT EXISTS (SELECT * FROM now_img EXCEPT SELECT * FROM then_img)
+    OR EXISTS (SELECT * FROM now_box EXCEPT SELECT * FROM then_box)
+    OR EXISTS (SELECT * FROM then_box EXCEPT SELECT * FROM now_box)
+"""
 
 
 def labels_changed_text(project: Project, analysis: Analysis) -> str | None:
     """A line saying the labels changed since ``analysis`` (its labeled images / boxes then and now,
-    derived images not counted), or None when the counts are the same."""
+    derived images not counted), or None when they are the same (same images labeled, same boxes)."""
     conn = project.connection
-    then = tuple(conn.execute(_LABEL_COUNTS["then"], (analysis.snapshot_id,)).fetchone())
+    last_edit = conn.execute("SELECT max(id) FROM edits").fetchone()[0]
+    key = (str(project.root), analysis.snapshot_id, last_edit)  # the answer only changes with an edit
+    if key not in _changed_cache:
+        if len(_changed_cache) >= 8:
+            _changed_cache.clear()
+        _changed_cache[key] = _labels_changed(conn, analysis.snapshot_id)
+    return _changed_cache[key]
+
+
+_changed_cache: dict[tuple[str, int, int | None], str | None] = {}  # the review panel and dashboard ask in turn
+
+
+def _labels_changed(conn: Any, snapshot_id: int) -> str | None:
+    then = tuple(conn.execute(_LABEL_COUNTS["then"], (snapshot_id,)).fetchone())
     now = tuple(conn.execute(_LABEL_COUNTS["now"]).fetchone())
-    if then == now:
+    if then == now and not conn.execute(_LABEL_ROWS_DIFFER, (snapshot_id,)).fetchone()[0]:
         return None
     return (f"The labels changed since this analysis (it saw {then[0]} labeled images with {then[1]} boxes; "
             f"now {now[0]} with {now[1]}): its counts and scores are from then. Analyze labels again to update.")

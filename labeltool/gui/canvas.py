@@ -279,6 +279,7 @@ class Canvas(QGraphicsView):
         menu = box_menu(self, self.image_point(QPointF(event.pos())))  # right-click on a box
         if menu is not None:
             menu.exec(event.globalPos())
+            menu.deleteLater()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self.mousePressEvent(event)  # a quick second click is a click, not a scene double-click

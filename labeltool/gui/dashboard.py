@@ -146,9 +146,10 @@ class WeakClassDashboard(QWidget):
             self.cards.append(card)
             self.body_layout.addWidget(card)
         self.body_layout.addStretch(1)
-        self._update_texts()
+        self.update_texts()
 
-    def _update_texts(self) -> None:
+    def update_texts(self) -> None:
+        """Header, warnings (labels changed since the analysis …) and message, without rebuilding the cards."""
         has = self.analysis is not None
         self.header.setText(review.analysis_text(self.analysis) if self.analysis is not None else "")
         warning = review.analysis_warning(self.analysis, self.project)

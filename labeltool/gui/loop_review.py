@@ -71,8 +71,10 @@ class ReviewLoopMixin:
         self.train_panel.refresh()
 
     def _canvas_edited(self) -> None:
-        """A canvas edit, undo or redo may have decided (or re-opened) an issue."""
+        """A canvas edit, undo or redo may have decided (or re-opened) an issue, and changes the labels
+        the analysis saw (the dashboard's warning says so)."""
         self.review_panel.refresh()
+        self.dashboard.update_texts()
 
     def step_issue(self, step: int) -> Issue | None:
         """N / Shift+N: the next (+1) / previous (-1) issue of the review queue (wrapping around), shown
@@ -110,4 +112,12 @@ class ReviewLoopMixin:
         if focus is not None and not any(w is focus or w.isAncestorOf(focus)
                                          for w in (self.canvas, self.review_panel)):
             return False  # e.g. Enter in a text field of the Export panel
+        issue = self.review_panel.current_issue()
+        on_canvas = focus is not None and (focus is self.canvas or self.canvas.isAncestorOf(focus))
+        if on_canvas and binding.action != "review_skip" and issue is not None and (
+                self.canvas.image is None or self.canvas.image.id != issue.image_id):
+            # the user moved on to another image: never decide an issue that is not on screen
+            self.statusBar().showMessage("The selected issue is on another image: press N to show the next issue "
+                                         "here, or pick one in the Review panel.", 6000)
+            return True
         return self.review_panel.handle_key(event)

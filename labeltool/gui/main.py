@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from labeltool.core.config import DB_FILENAME
+from labeltool.jobs.demo import DEMO_MARKER
 from labeltool.core.errors import LabeltoolError
 from labeltool.core.store import Project
 
@@ -202,9 +203,12 @@ class MainWindow(LoopMixin, TransferMixin, QMainWindow):
 
     # -- projects -------------------------------------------------------------------------------------
     def _dialog_start(self) -> str:
-        """Where the project dialogs start: beside the last project, else the home folder."""
+        """Where the project dialogs start: beside the last project (beside the demo's folder for the
+        demo project), else the home folder."""
         recent = self.recent_projects()
         parent = Path(recent[0]).parent if recent else Path.home()
+        if (parent / DEMO_MARKER).is_file():
+            parent = parent.parent
         return str(parent if parent.is_dir() else Path.home())
 
     def _choose_project(self) -> None:
@@ -218,10 +222,13 @@ class MainWindow(LoopMixin, TransferMixin, QMainWindow):
             self.open_project(root)
 
     def _choose_new_project(self) -> None:
-        """Type the new project folder's name (it is created), or pick an existing empty folder."""
-        path, _ = QFileDialog.getSaveFileName(
-            self, "New project: type a name for the project folder", str(Path(self._dialog_start()) / "my-project"),
-            "", options=QFileDialog.Option.DontConfirmOverwrite)
+        """Type a name for the new project folder (created with its parents); the suggestion is a name
+        that does not exist yet (an existing folder's name would only open that folder in the dialog)."""
+        start = Path(self._dialog_start())
+        name = next(n for n in (f"my-project{'' if i == 1 else f'-{i}'}" for i in range(1, 10_000))
+                    if not (start / n).exists())
+        path, _ = QFileDialog.getSaveFileName(self, "New project: type a name for the project folder",
+                                              str(start / name), "")
         if path:
             self.new_project(Path(path))
 

@@ -28,6 +28,7 @@ from labeltool.core.runs import get_run
 from labeltool.core.store import Project
 
 from . import Job
+from .analysis import WEAK_MODEL_MAP50
 from .model import _run_or_current
 
 CALIBRATION_IMAGES = 32  # enough for MinMax ranges (measured: 32 as good as more on the demo set)
@@ -295,3 +296,15 @@ def deploy_job(bundle: Path | None, target: str, *, rollback: bool = False,
         return {**asdict(result), "verified": verified}
     yield Progress("deploy", 1, 1, "done")
     return {**asdict(result), "verified": None}
+
+
+def weak_model_note(report: dict[str, Any]) -> str | None:
+    """A warning when the model the bundle reproduces finds few defects itself (PyTorch mAP@.5 below
+    WEAK_MODEL_MAP50 on the validation images, the analysis' bar for "too weak to judge labels"), else
+    None: verification compares the bundle with PyTorch, so "verified" alone does not mean "ready"."""
+    m = report.get("map50", {}).get("torch_fp32")
+    if m is None or not m == m or m >= WEAK_MODEL_MAP50:  # nan: no validation boxes to judge by
+        return None
+    return (f"But the model itself finds few defects (PyTorch mAP@.5 {m:.2f} on these images): the bundle "
+            "reproduces it faithfully, yet it is not ready for the line — train longer, label more images or "
+            "use pretrained weights first.")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from labeltool.core.progress import Progress
 
 from .demo import DEMO_ANALYZE_MINUTES, DEMO_MARKER, DEMO_TRAIN_MINUTES
-from .export import VERIFICATION_SUFFIX
+from .export import VERIFICATION_SUFFIX, weak_model_note
 
 TRAIN_TARGET = "labeltool.jobs.model:train_job"
 EXPORT_TARGET = "labeltool.jobs.export:export_model_job"
@@ -30,10 +30,6 @@ JOB_TITLES = {TRAIN_TARGET: "Fine-tune", EXPORT_TARGET: "Export", VERIFY_TARGET:
 
 LOSS_SMOOTHING = 0.8  # EMA weight of the running value (TensorBoard-style, bias-corrected)
 SAME_AP = 0.005  # an AP change smaller than half a point counts as "same" (not coloured)
-# A verified bundle only reproduces its model; below this PyTorch mAP@.5 on the validation images the
-# model itself misses most defects, and "verified" must not read as "ready for the line" (the same bar
-# as the analysis' "models too weak to judge labels", jobs/analysis.WEAK_MODEL_MAP50)
-WEAK_BUNDLE_MAP50 = 0.3
 
 Verdict = Literal["better", "worse", "same", "none"]
 
@@ -223,19 +219,9 @@ def verification_verdict(report: dict[str, Any]) -> str:
     hurt = report.get("int8_most_hurt_classes")
     if hurt:
         text += f" INT8 hurts these classes most: {', '.join(hurt)}."
-    weak = weak_model_note(report)
+    weak = weak_model_note(report) if report.get("verified") else None  # a failed bundle: fix that first
     return f"{text} {weak}" if weak else text
 
-
-def weak_model_note(report: dict[str, Any]) -> str | None:
-    """A warning when the model the bundle reproduces finds few defects itself (PyTorch mAP@.5 below
-    WEAK_BUNDLE_MAP50 on the validation images), else None."""
-    m = report.get("map50", {}).get("torch_fp32")
-    if m is None or m >= WEAK_BUNDLE_MAP50:
-        return None
-    return (f"But the model itself finds few defects (PyTorch mAP@.5 {m:.2f} on these images): the bundle "
-            "reproduces it faithfully, yet it is not ready for the line — train longer, label more images or "
-            "use pretrained weights first.")
 
 
 REPORT_KEYS = {"verified", "map50", "latency_median_ms", "size_bytes", "per_class_ap50"}  # what the panel shows

@@ -59,6 +59,13 @@ SPURIOUS_MIN = 0.08  # just above the 0.05 score floor predictions are kept down
 SPURIOUS_MAX_MISS = 0.3
 SPURIOUS_MIN_BOXES = 10  # classes with fewer labeled boxes use the share over all classes (no floor
 # when the whole dataset has fewer: too few boxes to estimate a miss rate)
+# The same for overlooked: a model that puts many confident boxes of a class where nothing is labeled
+# mostly invents them (most objects are labeled). The share of a class's confident predictions
+# (score >= "high") that cleanlab flags as overlooked estimates that false-positive rate; overlooked
+# scores of the class get a floor of flag x share / OVERLOOKED_MAX_UNMATCHED (before the NMS that
+# keeps one "add" per object). None turns the floor off.
+OVERLOOKED_MAX_UNMATCHED: float | None = 0.5
+OVERLOOKED_MIN_PREDICTIONS = 10  # fewer confident predictions of a class: use the share over all classes
 MIN_CALIBRATION_MATCHES = 20  # fewer matched boxes: percentiles are noise, use the fallbacks below
 FALLBACK_HIGH, FALLBACK_LOW, FALLBACK_SPURIOUS = 0.5, 0.25, 0.12  # typical trained-RetinaNet levels
 SUPPORT_IOU = 0.3  # a prediction this close (any class) supports a labeled box (spurious check)
@@ -275,14 +282,23 @@ def _masked_max(mask: np.ndarray, values: np.ndarray, empty: float = -np.inf) ->
     return np.maximum(np.where(mask, values, -np.inf).max(axis=1, initial=-np.inf), empty)
 
 
-def _own_checks(img: _Image, aux: dict, raw: dict[str, np.ndarray], th: Thresholds,
-                i: int) -> tuple[dict[str, np.ndarray], list[IssueCandidate]]:
-    """Normalise cleanlab's scores of one image, add spurious/duplicate, build its candidates."""
+def _input_order(pl: np.ndarray, cleanlab_scores: np.ndarray) -> np.ndarray:
+    """Per-prediction scores in input order from cleanlab's class-by-class order: float[M]."""
+    out = np.full(len(pl), np.nan)
+    out[np.argsort(pl, kind="stable")] = cleanlab_scores  # cleanlab's prediction c is input prediction order[c]
+    return out
+
+
+def _own_checks(img: _Image, aux: dict, raw: dict[str, np.ndarray], th: Thresholds, i: int,
+                overlooked_floor: dict[int, float]) -> tuple[dict[str, np.ndarray], list[IssueCandidate]]:
+    """Normalise cleanlab's scores of one image, add spurious/duplicate, build its candidates;
+    ``overlooked_floor``: per predicted class (:func:`overlooked_floors`), applied before the NMS."""
     gb, gl, pb, ps, pl = img
     n_lab, n_pred = len(gb), len(pb)
     order = np.argsort(pl, kind="stable")  # cleanlab's prediction c is input prediction order[c]
-    over = np.full(n_pred, np.nan)
-    over[order] = raw["overlooked"]
+    over = _input_order(pl, raw["overlooked"])
+    if overlooked_floor and n_pred:  # nan (not judged by cleanlab) stays nan
+        over = np.maximum(over, np.array([overlooked_floor.get(int(c), 0.0) for c in pl]))
     sim = np.zeros((n_lab, n_pred))
     if n_lab and n_pred:
         sim[:, order] = aux["similarity_matrix"]
@@ -384,7 +400,10 @@ def score_labels(*, gt_boxes: Sequence[Any], gt_labels: Sequence[Any], pred_boxe
     lap("shared_inputs")
     raw = _cleanlab_subscores(aux, th, timings)
     t = time.perf_counter()
-    checked = [_own_checks(img, aux[i], {k: v[i] for k, v in raw.items()}, th, i) for i, img in enumerate(images)]
+    floors = overlooked_floors(images, [_input_order(img[4], raw["overlooked"][i]) for i, img in enumerate(images)],
+                               high=th.high, flag=th.flag)
+    checked = [_own_checks(img, aux[i], {k: v[i] for k, v in raw.items()}, th, i, floors)
+               for i, img in enumerate(images)]
     box_scores, cands = [s for s, _ in checked], [c for _, cs in checked for c in cs]
     cands = _spurious_floor(images, box_scores, cands, th)
     lap("own_checks")
@@ -431,6 +450,29 @@ def _spurious_floor(images: list[_Image], box_scores: list[dict[str, np.ndarray]
             c = replace(c, score=score)
         out.append(c)
     return out
+
+
+def overlooked_floors(images: list[_Image], overlooked: list[np.ndarray], *, high: float,
+                      flag: float) -> dict[int, float]:
+    """Per predicted class, the floor for its overlooked scores: flag x (share of its confident
+    predictions, score >= ``high``, that cleanlab flags as overlooked) / OVERLOOKED_MAX_UNMATCHED,
+    capped at flag. ``overlooked``: per image, cleanlab's raw scores in input order (nan = not judged:
+    the prediction overlaps a labeled box or is not confident). Empty when the floor is off."""
+    if OVERLOOKED_MAX_UNMATCHED is None:
+        return {}
+    pl = np.concatenate([img[4] for img in images]) if images else np.zeros(0, int)
+    ps = np.concatenate([img[3] for img in images]) if images else np.zeros(0)
+    over = np.concatenate(overlooked) if overlooked else np.zeros(0)
+    confident = ps >= high
+    flagged = np.isfinite(over) & (over < flag)
+    cls, miss = pl[confident], flagged[confident]
+    overall = float(miss.mean()) if miss.size >= OVERLOOKED_MIN_PREDICTIONS else 0.0
+    floors = {}
+    for c in np.unique(cls):
+        mask = cls == c
+        share = float(miss[mask].mean()) if mask.sum() >= OVERLOOKED_MIN_PREDICTIONS else overall
+        floors[int(c)] = flag * min(1.0, share / OVERLOOKED_MAX_UNMATCHED)
+    return floors
 
 
 def cleanlab_default_image_scores(*, gt_boxes: Sequence[Any], gt_labels: Sequence[Any],

@@ -285,6 +285,12 @@ def test_review_keys_need_the_queue_and_leave_text_fields_alone(window, qtbot, t
     project, panel, canvas = window.project, window.review_panel, window.canvas
     qtbot.keyClick(canvas, Qt.Key.Key_N)
     issue = panel.current_issue()
+    others = [im.id for im in project.images() if im.id != issue.image_id]
+    window.show_image(others[0])  # the user moved on to another image: Y must not decide an unseen issue
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key.Key_Y)
+    assert get_issue(project, issue.id).status == "open" and "on another image" in window.statusBar().currentMessage()
+    window.show_image(issue.image_id)
     window.show_dock(window.export_dock)  # tabified over the queue: review keys do nothing now
     assert not in_view(window.review_dock)
     qtbot.keyClick(canvas, Qt.Key.Key_Y)

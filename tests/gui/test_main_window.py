@@ -54,11 +54,14 @@ def test_new_project_takes_a_typed_folder_name_and_open_finds_the_project_one_le
         return str(tmp_path / "lines" / "line-3"), ""
 
     monkeypatch.setattr(gui_main.QFileDialog, "getSaveFileName", save_name)
+    (tmp_path / "home" / "my-project").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     window = gui_main.MainWindow()
     qtbot.addWidget(window)
     window._choose_new_project()
     assert shown == [] and window.project is not None and window.project.root == tmp_path / "lines" / "line-3"
-    assert starts == [str(Path.home() / "my-project")]  # no recent project yet: from the home folder
+    # no recent project yet: from the home folder, with a name that is not taken
+    assert starts == [str(tmp_path / "home" / "my-project-2")]
     Project.create(tmp_path / "demo" / "project").close()
     opened: list[str] = []
     monkeypatch.setattr(gui_main.QFileDialog, "getExistingDirectory",

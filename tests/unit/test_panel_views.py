@@ -146,5 +146,8 @@ def test_a_verified_bundle_of_a_weak_model_says_it_is_not_ready_for_the_line() -
     assert text.startswith("Verified on 40 validation images") and "not ready for the line" in text
     assert "PyTorch mAP@.5 0.02" in text
     assert pv.weak_model_note(_report(0.0)) is None  # mAP@.5 0.6: no warning
+    failed = _report(0.05)
+    failed["map50"]["torch_fp32"] = 0.02
+    assert "not ready for the line" not in pv.verification_verdict(failed)  # NOT verified says what to fix first
     weak["latency_median_ms"] = {"torch_fp32": 4518.0, "ort_fp32": 24.8, "ort_int8": 16.9}
     assert dict(pv.speed_rows(weak))["latency, ms"] == ["4518.0", "24.8 (0.0055×)", "16.9 (0.0037×)"]

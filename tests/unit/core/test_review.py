@@ -218,3 +218,10 @@ def test_the_warning_says_when_the_labels_changed_since_the_analysis(world) -> N
                     "its counts and scores are from then. Analyze labels again to update.")
     p.undo()
     assert review.labels_changed_text(p, analysis) is None
+    accept_issues(p, [issues["swap"].id])  # a relabel: same counts, other labels
+    assert review.labels_changed_text(p, analysis).startswith(
+        "The labels changed since this analysis (it saw 2 labeled images with 4 boxes; now 2 with 4)")
+    p.undo()
+    assert review.labels_changed_text(p, analysis) is None
+    accept_issues(p, [issues["badloc"].id])  # a moved box
+    assert review.labels_changed_text(p, analysis) is not None

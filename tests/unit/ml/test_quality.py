@@ -192,6 +192,28 @@ def test_spurious_flags_fade_when_the_model_misses_many_real_objects_of_the_clas
     assert q.spurious_floors([L(0)] * 3, [S(0.0)] * 3, 0.5) == {0: 0.0}  # too few boxes to judge
 
 
+def test_overlooked_flags_fade_when_the_model_invents_many_boxes_of_the_class() -> None:
+    def images(n_invented: int) -> dict[str, Any]:
+        out = []
+        for k in range(40):  # 40 images with one class-0 box each, found by the model (0.9); the first
+            box = B([10 + k, 10, 60 + k, 60])  # n_invented also get a confident class-1 box on empty ground
+            ghost = B([150, 150, 190, 190])
+            found = (np.concatenate([box, ghost]), S(0.9, 0.9), L(0, 1)) if k < n_invented else (box.copy(), S(0.9), L(0))
+            out.append((box, L(0), *found))
+        out.append((B([10, 100, 60, 150]), L(1), B([10, 100, 60, 150]), S(0.9), L(1)))  # class 1 exists
+        return data(out)
+
+    th = q._calibrate([])
+    few = score_labels(**images(3), thresholds=th)  # 3 of 44 confident predictions are unlabeled (7 %)
+    assert [(c.type, c.image_index) for c in few.candidates] == [("overlooked", i) for i in range(3)]
+    floor = th.flag * (3 / 44) / q.OVERLOOKED_MAX_UNMATCHED  # class 1 has < 10 confident predictions: overall
+    assert [c.score for c in few.candidates] == pytest.approx([floor] * 3)
+    assert few.box_scores[0]["overlooked"][1] == pytest.approx(floor) and np.isnan(few.box_scores[0]["overlooked"][0])
+    many = score_labels(**images(30), thresholds=th)  # class 1: 30 of 31 confident boxes on nothing
+    assert many.candidates == [] and many.box_scores[0]["overlooked"][1] == th.flag
+    assert q.overlooked_floors([], [], high=0.5, flag=0.5) == {}  # nothing to judge
+
+
 def test_duplicate_boxes() -> None:
     dup = [10, 10, 60, 65.5]  # IoU with A = 2500 / 2775 = 0.90
     assert q._iou(B(A), B(dup))[0, 0] == pytest.approx(0.9, abs=1e-3)
@@ -299,7 +321,8 @@ def test_cleanlab_format() -> None:
     assert preds[0][2][:, 4].tolist() == [0.3, 0.8] and preds[0][2][1, :4].tolist() == A
 
 
-def test_shared_inputs_match_cleanlab_public_functions() -> None:
+def test_shared_inputs_match_cleanlab_public_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(q, "OVERLOOKED_MAX_UNMATCHED", None)  # cleanlab's overlooked scores, unfloored
     kw = q.benchmark_inputs(n_images=6, boxes_per_image=3, preds_per_image=14, num_classes=3, seed=3)
     kw["pred_scores"][0][0] = 0.99  # make sure overlooked/swap have something above "high"
     kw["pred_boxes"][1][-1] = [400, 400, 450, 450]
