@@ -34,10 +34,10 @@ from labeltool.ml.fit import TrainOptions, fit
 from labeltool.ml.oof import OutOfSample, out_of_sample_predictions
 from labeltool.ml.predict import predict_samples, use_all_cores
 from labeltool.ml.presets import get_preset
-from labeltool.ml.quality import (
+from labeltool.ml.quality import score_labels
+from labeltool.ml.quality_baseline import (
     benchmark_inputs,
     cleanlab_default_image_scores,
-    score_labels,
     time_cleanlab_public,
 )
 

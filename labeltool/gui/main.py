@@ -37,9 +37,9 @@ from PySide6.QtWidgets import (
 )
 
 from labeltool.core.config import DB_FILENAME
-from labeltool.jobs.demo import DEMO_MARKER
 from labeltool.core.errors import LabeltoolError
 from labeltool.core.store import Project
+from labeltool.jobs.demo import DEMO_MARKER
 
 from . import constants as C
 from . import dialogs

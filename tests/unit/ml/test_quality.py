@@ -10,6 +10,7 @@ import pytest
 from cleanlab.object_detection import rank
 
 from labeltool.ml import quality as q
+from labeltool.ml import quality_baseline as qb
 from labeltool.ml.cleanlab_inputs import build_auxiliary_inputs, cleanlab_auxiliary_inputs
 from labeltool.ml.quality import IssueCandidate, Thresholds, calibrate_thresholds, score_labels
 
@@ -280,7 +281,7 @@ def test_empty_images() -> None:
     assert r.candidates == [] and r.image_scores.tolist() == pytest.approx([1.0, 1.0, 1.0])
     r = score_labels(**data([]))
     assert r.candidates == [] and r.image_scores.shape == (0,) and r.box_scores == []
-    assert q.cleanlab_default_image_scores(**data([])).shape == (0,)
+    assert qb.cleanlab_default_image_scores(**data([])).shape == (0,)
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -323,7 +324,7 @@ def test_cleanlab_format() -> None:
 
 def test_shared_inputs_match_cleanlab_public_functions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(q, "OVERLOOKED_MAX_UNMATCHED", None)  # cleanlab's overlooked scores, unfloored
-    kw = q.benchmark_inputs(n_images=6, boxes_per_image=3, preds_per_image=14, num_classes=3, seed=3)
+    kw = qb.benchmark_inputs(n_images=6, boxes_per_image=3, preds_per_image=14, num_classes=3, seed=3)
     kw["pred_scores"][0][0] = 0.99  # make sure overlooked/swap have something above "high"
     kw["pred_boxes"][1][-1] = [400, 400, 450, 450]
     kw["pred_scores"][1][-1] = 0.98
@@ -371,17 +372,17 @@ def test_ranking_and_aggregates() -> None:
 
 
 def test_baseline_and_benchmark_helpers() -> None:
-    kw = q.benchmark_inputs(n_images=3, boxes_per_image=2, preds_per_image=8, num_classes=2, seed=1)
-    again = q.benchmark_inputs(n_images=3, boxes_per_image=2, preds_per_image=8, num_classes=2, seed=1)
+    kw = qb.benchmark_inputs(n_images=3, boxes_per_image=2, preds_per_image=8, num_classes=2, seed=1)
+    again = qb.benchmark_inputs(n_images=3, boxes_per_image=2, preds_per_image=8, num_classes=2, seed=1)
     assert all(np.array_equal(a, b) for a, b in zip(kw["pred_boxes"], again["pred_boxes"], strict=True))
     assert [len(p) for p in kw["pred_scores"]] == [8, 8, 8] and kw["gt_boxes"][0].shape == (2, 4)
-    base = q.cleanlab_default_image_scores(**kw)
+    base = qb.cleanlab_default_image_scores(**kw)
     labels, preds = q.to_cleanlab_inputs(**kw)
     np.testing.assert_allclose(base, rank.get_label_quality_scores(labels, preds, verbose=False))
     assert base.shape == (3,) and ((0 <= base) & (base <= 1)).all()
-    assert q.time_cleanlab_public(**kw) > 0
+    assert qb.time_cleanlab_public(**kw) > 0
     with pytest.raises(ValueError, match="preds_per_image"):
-        q.benchmark_inputs(n_images=1, boxes_per_image=10, preds_per_image=5)
+        qb.benchmark_inputs(n_images=1, boxes_per_image=10, preds_per_image=5)
 
 
 def test_chained_duplicates_point_at_the_kept_box() -> None:
@@ -457,7 +458,7 @@ def random_images(seed: int, n: int = 12, size: float = 1200.0, num_classes: int
 
 
 AUX_DATASETS = {
-    "benchmark": lambda: q.benchmark_inputs(n_images=8, boxes_per_image=5, preds_per_image=30, num_classes=4,
+    "benchmark": lambda: qb.benchmark_inputs(n_images=8, boxes_per_image=5, preds_per_image=30, num_classes=4,
                                             seed=7),
     "edge_cases": lambda: data(edge_images(), num_classes=4),
     "random_multiclass": lambda: data(random_images(11), num_classes=4),
@@ -524,7 +525,7 @@ def score_both_ways(kw: dict[str, Any], thresholds: Thresholds | None = None) ->
 
 @pytest.mark.parametrize("fallback", [False, True])
 def test_score_labels_identical_with_either_shared_inputs_builder(fallback: bool) -> None:
-    kw = q.benchmark_inputs(n_images=10, boxes_per_image=4, preds_per_image=16, num_classes=4, seed=2)
+    kw = qb.benchmark_inputs(n_images=10, boxes_per_image=4, preds_per_image=16, num_classes=4, seed=2)
     kw["pred_scores"][0][-1] = 0.99  # a confident unlabeled prediction: overlooked
     dup = [10, 10, 60, 65.5]
     for img in [*edge_images(), (B(A, dup, [300, 300, 340, 340]), L(0, 0, 1), B(A, C), S(0.9, 0.9), L(0, 2)),
