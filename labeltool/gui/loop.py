@@ -196,6 +196,9 @@ class LoopMixin(ReviewLoopMixin):
         self._update_loop_actions()
         if project is not None and self.review_panel.analysis is not None:
             self.review_dock.show()  # an analysed project: the queue is where the work is
+        elif project is not None:  # nothing to review yet: the list and canvas get the room back
+            for dock in (self.review_dock, self.dashboard_dock):
+                dock.hide()
 
     def _reload_project(self) -> None:
         """A job changed project.db: re-read the list, canvas, counts and every panel."""
@@ -418,6 +421,8 @@ class LoopMixin(ReviewLoopMixin):
         shown = any(d.isVisible() for d in self.right_docks)
         if shown and not self._docks_shown:
             QTimer.singleShot(0, self._fit_right_docks)
+        elif not shown and self._docks_shown:
+            QTimer.singleShot(0, self.fit_panels)  # the last right dock closed: working widths again
         self._docks_shown = shown
 
     def _fit_right_docks(self) -> None:

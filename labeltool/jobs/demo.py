@@ -122,6 +122,8 @@ def demo_job(
         yield step(DEMO_STEPS[4])
         classes = None if out.get("analysis") and _flagged(out["analysis"]) else _weakest(out)
         out["augment"] = yield from augment_job(project, classes=classes, copy_paste=True, seed=seed)
+        if classes is not None:  # picked here, not by a user: say why
+            out["augment"]["chosen_by"] = "the first model's weakest class; the analysis flagged none"
         yield step(DEMO_STEPS[5])
         out["finetune"] = yield from train_job(project, epochs=finetune_epochs, patience=finetune_epochs, seed=seed,
                                                init_from="current")
