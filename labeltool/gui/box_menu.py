@@ -27,7 +27,7 @@ def _key_text(action: str) -> str:
 def box_menu(canvas: Canvas, point: geo.Point) -> QMenu | None:
     """The menu for the box under image point ``point`` (which becomes the selection, unless it is
     already part of a multi-selection, which the menu then acts on); None when no box is there."""
-    hit = canvas._hit(point) if canvas.image is not None else None
+    hit = canvas.hit_at(point) if canvas.image is not None else None
     if hit is None or hit[0] != "box":
         return None
     box_id = hit[1]

@@ -7,7 +7,6 @@ edit the canvas reloads boxes and model boxes from the database, so it never sho
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -15,8 +14,7 @@ from PySide6.QtGui import QColor, QImage, QKeyEvent, QKeySequence, QMouseEvent, 
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 from labeltool.core import runs
-from labeltool.core.edits import boxes_images_of_edit
-from labeltool.core.errors import EditError, LabeltoolError
+from labeltool.core.errors import EditError
 from labeltool.core.images import load_image
 from labeltool.core.model import Box, Class, Image, Issue, Prediction
 from labeltool.core.review import GhostMark, ghost_marks, issue_status
@@ -25,6 +23,7 @@ from labeltool.core.store import Project
 from . import constants as C
 from . import geometry as geo
 from .box_menu import box_menu
+from .canvas_edits import CanvasEdits
 from .overlay import Shape, paint_ghost, paint_shapes
 from .shortcuts import CANVAS_ACTIONS, binding_for
 
@@ -48,7 +47,7 @@ class _Drag:
     pan_start: geo.ViewState | None = None
 
 
-class Canvas(QGraphicsView):
+class Canvas(CanvasEdits, QGraphicsView):
     """Shows one Image of a Project and edits its Boxes.
 
     Mouse: drag on empty image (or Shift+drag anywhere) draws a box of the current class; click
@@ -234,7 +233,7 @@ class Canvas(QGraphicsView):
         paint_ghost(painter, painter.worldTransform(), ghost, layer="over")
 
     # -- mouse ------------------------------------------------------------------------------------------
-    def _hit(self, point: geo.Point) -> tuple[str, int, str | None] | None:
+    def hit_at(self, point: geo.Point) -> tuple[str, int, str | None] | None:
         """('box', id, handle) or ('prediction', id, None) under an image point."""
         rects = [b.xyxy for b in self.boxes]
         selected = [i for i, b in enumerate(self.boxes) if b.id in self.selected]
@@ -254,7 +253,7 @@ class Canvas(QGraphicsView):
             return
         if event.button() != Qt.MouseButton.LeftButton or self.image is None:
             return
-        hit = self._hit(image_pt)
+        hit = self.hit_at(image_pt)
         toggle = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
         if hit is None or event.modifiers() & Qt.KeyboardModifier.ShiftModifier:  # Shift: draw even on a box
             self.selected, self.selected_prediction = [], None
@@ -332,7 +331,7 @@ class Canvas(QGraphicsView):
         return max(C.MIN_BOX_SIDE_PX, C.MIN_DRAG_PX / self._state.zoom)
 
     def _update_cursor(self, image_pt: geo.Point) -> None:
-        hit = self._hit(image_pt) if self.image is not None else None
+        hit = self.hit_at(image_pt) if self.image is not None else None
         if self._space:
             shape = Qt.CursorShape.OpenHandCursor
         elif hit is None:
@@ -395,109 +394,8 @@ class Canvas(QGraphicsView):
             self._space = False
         super().keyReleaseEvent(event)
 
-    def _edit(self, change: Callable[[Project], object]) -> object:
-        """Run one edit on the project; errors go to ``error``; reload from the database either way."""
-        if self.project is None:
-            return None
-        result = None
-        try:
-            result = change(self.project)
-        except LabeltoolError as exc:
-            self._report("The change was not saved", exc)
-        self.reload()
-        self.edited.emit()
-        return result
-
-    def _report(self, title: str, exc: BaseException) -> None:
-        self.error.emit(title, exc)
-
-    def undo(self) -> None:
-        self._follow(self._edit(lambda p: p.undo()))
-
-    def redo(self) -> None:
-        self._follow(self._edit(lambda p: p.redo()))
-
-    def _follow(self, edit_id: object) -> None:
-        """After undo/redo: ask to show the image the edit changed, when it is not this one."""
-        if self.project is None or self.image is None or not isinstance(edit_id, int):
-            return
-        touched = boxes_images_of_edit(self.project.connection, edit_id)
-        if touched and self.image.id not in touched:
-            self.show_image_requested.emit(min(touched))
-
-    def delete_selected(self) -> None:
-        ids = list(self.selected)
-        if ids:
-            self._edit(lambda p: p.delete_boxes(ids))
-        elif self.selected_prediction is not None:
-            pid = self.selected_prediction
-            self._edit(lambda p: runs.reject_predictions(p, [pid]))
-
-    def copy_selected(self) -> int:
-        """Keep the selected boxes (class and coordinates) for ``paste``; returns how many."""
-        chosen = [(b.class_id, b.xyxy) for b in self.boxes if b.id in self.selected]
-        if chosen:
-            self.clipboard = chosen
-        return len(chosen)
-
-    def paste(self) -> list[int]:
-        """Add the copied boxes to this image in one edit, cut to its size; selects and returns the new ids."""
-        if self.image is None or not self.clipboard:
-            return []
-        size = (self.image.width, self.image.height)
-        rects = [(cid, r) for cid, rect in self.clipboard
-                 if (r := geo.clamped_rect(rect, image_size=size)) is not None]
-        if not rects:
-            return []
-        image_id = self.image.id
-
-        def add(p: Project) -> list[int]:
-            with p.edit(f"paste {len(rects)} box{'es' if len(rects) != 1 else ''}") as e:
-                return [e.add_box(image_id=image_id, class_id=cid, xyxy=r) for cid, r in rects]
-        new = self._edit(add)
-        self.selected = list(new) if isinstance(new, list) else []
-        self.viewport().update()
-        return self.selected
-
-    def mark_labeled(self, labeled: bool = True) -> None:
-        """Mark this image labeled (checked; without boxes: defect-free) or unlabeled, as one edit."""
-        if self.image is not None and bool(self.image.labeled) != labeled:
-            image_id = self.image.id
-            self._edit(lambda p: p.set_labeled([image_id], labeled))
-
     def select_box(self, box_id: int | None) -> None:
         """Select one box of this image (or none)."""
         self.selected = [box_id] if box_id is not None and box_id in {b.id for b in self.boxes} else []
         self.selected_prediction = None
         self.viewport().update()
-
-    def set_class_by_number(self, number: int) -> None:
-        """Number key ``number`` (1-based class position): current class, and class of the selection."""
-        if not 1 <= number <= len(self.classes):
-            return
-        self.current_class_id = self.classes[number - 1].id
-        self.set_selected_class(self.current_class_id)
-
-    def set_selected_class(self, class_id: int) -> None:
-        """Change the class of the selected boxes (one edit); the class for new boxes stays."""
-        ids = [b.id for b in self.boxes if b.id in self.selected and b.class_id != class_id]
-        if len(ids) == 1:
-            self._edit(lambda p: p.set_box_class(ids[0], class_id))
-        elif ids:
-            def relabel(p: Project) -> None:
-                with p.edit(f"change class of {len(ids)} boxes") as e:
-                    for box_id in ids:
-                        e.update_box(box_id, class_id=class_id)
-            self._edit(relabel)
-
-    def accept_selected(self) -> None:
-        if self.selected_prediction is not None:
-            pid = self.selected_prediction
-            self.selected = self._edit(lambda p: runs.accept_predictions(p, [pid])) or []  # type: ignore[assignment]
-            self.viewport().update()
-
-    def accept_all_visible(self) -> None:
-        ids = [p.id for p in self.visible_predictions()]
-        if ids:
-            self.selected = self._edit(lambda p: runs.accept_predictions(p, ids)) or []  # type: ignore[assignment]
-            self.viewport().update()

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from labeltool.core.progress import Progress
-from labeltool.jobs.child import ProgressClock, format_duration
+from labeltool.jobs.eta import ProgressClock, format_duration
 
 from .job_runner import JobRunner
 

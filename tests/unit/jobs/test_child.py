@@ -17,16 +17,10 @@ from labeltool.core.progress import Progress
 from labeltool.core.runs import current_run, list_runs
 from labeltool.core.store import Project
 from labeltool.jobs import drive
-from labeltool.jobs.child import (
-    PROGRESS_INTERVAL_S,
-    ChildJob,
-    JobMessage,
-    ProgressClock,
-    _Outbox,
-    format_duration,
-)
+from labeltool.jobs.child import PROGRESS_INTERVAL_S, ChildJob, JobMessage, _Outbox
 from labeltool.jobs.data import import_job
 from labeltool.jobs.demo import demo_data_job
+from labeltool.jobs.eta import ProgressClock, format_duration
 
 REPO = Path(__file__).resolve().parents[3]
 
