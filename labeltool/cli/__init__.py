@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from labeltool.core.errors import LabeltoolError
-from labeltool.jobs.demo import DEMO_ACCEPT, DEMO_ANALYZE_MINUTES, DEMO_FINETUNE_EPOCHS, DEMO_TRAIN_MINUTES
+from labeltool.jobs.demo import DEMO_ANALYZE_MINUTES, DEMO_FINETUNE_EPOCHS, DEMO_REVIEW, DEMO_TRAIN_MINUTES
 
 from .analysis import add_parsers
 from .augment import add_parsers as add_augment_parsers
@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-minutes", type=float, default=DEMO_TRAIN_MINUTES, help="first training (0: stop after the import)")
     p.add_argument("--analyze-minutes", type=float, default=DEMO_ANALYZE_MINUTES,
                    help="training budget of the 3 fold models of the analysis (0: skip the analysis and the fixes)")
-    p.add_argument("--accept", type=int, default=DEMO_ACCEPT, help="suspected label errors accepted, best first")
+    p.add_argument("--review", type=int, default=DEMO_REVIEW,
+                   help="suspected label errors reviewed, best first: the real ones accepted, the rest rejected")
     p.add_argument("--finetune-epochs", type=int, default=DEMO_FINETUNE_EPOCHS,
                    help="fine-tuning epochs after the fixes (0: skip augmentation and fine-tuning)")
     p.add_argument("--no-export", action="store_true", help="skip the edge bundle export and verification")

@@ -120,14 +120,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.json and args.train_minutes > 0:
         budget = args.train_minutes + args.analyze_minutes
         print(f"demo: the whole loop on {args.images} generated images with {args.noise:.0%} label noise: train "
-              f"{args.train_minutes:g} min → analyze the labels {args.analyze_minutes:g} min → accept the top "
-              f"{args.accept} suspected errors → augment the weak classes → fine-tune {args.finetune_epochs} epochs"
+              f"{args.train_minutes:g} min → analyze the labels {args.analyze_minutes:g} min → review the top "
+              f"{args.review} suspected errors → augment the weak classes → fine-tune {args.finetune_epochs} epochs"
               + ("" if args.no_export else " → export + verify an edge bundle")
               + f"; about {budget + 5:.0f} min in all on an idle 2-core CPU.",
               file=sys.stderr)
     result = _run(demo_job(Path(args.dir), n_images=args.images, noise=args.noise, seed=args.seed,
                            train_minutes=args.train_minutes, analyze_minutes=args.analyze_minutes,
-                           finetune_epochs=args.finetune_epochs, accept=args.accept,
+                           finetune_epochs=args.finetune_epochs, review=args.review,
                            export=not args.no_export), args)
     with Project.open(result["project"]) as project:
         stats = project_stats(project)
@@ -158,21 +158,9 @@ def print_demo(result: dict[str, Any], stats: dict[str, Any]) -> None:
             print(f"NOTE: {note}")
         print()
         print(format_weak_classes(analysis["weak_classes"]))
-    accepted = result.get("accepted")
-    if accepted and not accepted.get("trusted", True):
-        print(f"\n3. no fixes accepted: the fold models found too few defects on images they did not see (held-out "
-              f"mAP@.5 {analysis['oof_map50']:.2f} < 0.30) for their suspicions to be trusted — on this data they "
-              "would point at correct labels as often as at wrong ones. Review them in the window, or give the "
-              "analysis pretrained weights (docs/user-guide.md) or more minutes (--analyze-minutes).")
-    elif accepted:
-        extra = (f"; {accepted['on_corrupted_images']} of them on images where the demo injected an error"
-                 if "on_corrupted_images" in accepted else "")
-        print(f"\n3. accepted the top {accepted['accepted']} suspected errors (each an undoable edit; "
-              f"{accepted['skipped_stale']} skipped: an earlier fix had changed that image){extra}:")
-        for a in accepted["issues"][:10]:
-            print(f"  #{a['id']:<5} {a['type']:<10} {a['score']:.3f}  {a['image']:<28} {a['fix']}")
-        if accepted["accepted"] > 10:
-            print(f"  … and {accepted['accepted'] - 10} more (`labeltool issues DIR --status accepted`)")
+    review = result.get("review")
+    if review:
+        print(_format_review(review, analysis))
     augment = result.get("augment")
     if augment:
         made = ", ".join(f"{r['class']} {r.get('before', '?')}→{r.get('after', '?')}" for r in augment["per_class"])
@@ -181,7 +169,7 @@ def print_demo(result: dict[str, Any], stats: dict[str, Any]) -> None:
               f"training images per class: {made}")
     finetune = result.get("finetune")
     if finetune:
-        fixed = "the fixed labels" if accepted and accepted.get("accepted") else "the labels"
+        fixed = f"the labels with {review['accepted']} fixes" if review and review.get("accepted") else "the labels"
         print(f"\n5. fine-tuned the first model for {finetune['epochs_done']} more epochs ({finetune['wall_s']:.0f} s) "
               f"on {fixed} + {finetune['n_derived']} derived images. Before (first model) → after, "
               "both on the same validation images:")
@@ -198,3 +186,30 @@ def print_demo(result: dict[str, Any], stats: dict[str, Any]) -> None:
           f"labeltool report {result['project']} report.html")
     if result.get("export"):
         print(f"      labeltool deploy {result['export']['bundle']} /path/to/line-pc-share   (or ssh://user@host/dir)")
+
+
+def _format_review(review: dict[str, Any], analysis: dict[str, Any] | None) -> str:
+    """Step 3 of the demo: what the simulated reviewer accepted and rejected, by issue type."""
+    from labeltool.jobs.analysis import WEAK_MODEL_MAP50
+
+    if not review["reviewed"] and not review["skipped_stale"]:
+        return "\n3. nothing to review: the analysis raised no suspected label errors."
+    kinds = ", ".join(f"{t} {c['accepted']}/{c['accepted'] + c['rejected']}" for t, c in review["by_type"].items())
+    skipped = (f", skipped {review['skipped_stale']} (an earlier fix had changed the image)"
+               if review["skipped_stale"] else "")
+    lines = [
+        f"\n3. reviewed the top {review['reviewed']} suspected errors as you would in the window, looking at each "
+        "image: the demo knows the true labels of the images it generated (dataset/annotations_clean.json), so it "
+        f"accepts a fix only when it makes the labels truer. Accepted {review['accepted']} (each an undoable edit), "
+        f"rejected {review['rejected']} (a later analysis will not raise them again while the image's labels stay "
+        f"the same){skipped}." + (f" Real errors / reviewed, per type: {kinds}." if kinds else ""),
+    ]
+    if analysis and analysis.get("oof_map50", 1.0) < WEAK_MODEL_MAP50:
+        lines.append(f"   The fold models were weak (held-out mAP@.5 {analysis['oof_map50']:.2f}), so many suspicions "
+                     "were their own mistakes: with pretrained weights (docs/user-guide.md) or more analysis minutes "
+                     "the top of the queue holds more real errors.")
+    for a in review["issues"][:10]:
+        lines.append(f"  #{a['id']:<5} {a['type']:<10} {a['score']:.3f}  {a['image']:<28} {a['fix']}")
+    if review["accepted"] > 10:
+        lines.append(f"  … and {review['accepted'] - 10} more (`labeltool issues DIR --status accepted`)")
+    return "\n".join(lines)

@@ -50,25 +50,26 @@ DEMO_TRAIN_MINUTES = 3.0  # the first model: "trained briefly" on the noisy labe
 DEMO_ANALYZE_MINUTES = 4.5  # shared by the 3 fold models of the label-quality analysis
 DEMO_FINETUNE_EPOCHS = 10  # continuing the first model on the fixed labels + augmented images (~2.5 min);
 # epochs, not minutes, so a busy machine takes longer instead of training less than the first model
-DEMO_ACCEPT = 20  # suspected label errors accepted, best first (what a user reviewing the top of the queue does)
-DEMO_STEPS = ("generate + import", "train", "analyze labels", "accept top issues", "augment weak classes",
+DEMO_REVIEW = 40  # suspected label errors reviewed, best first (what a user does with the top of the queue)
+DEMO_STEPS = ("generate + import", "train", "analyze labels", "review top issues", "augment weak classes",
               "fine-tune", "export edge bundle", "verify bundle")
 
 
 def demo_job(
     root: Path, *, n_images: int = 200, noise: float = 0.1, seed: int = 0, train_minutes: float = DEMO_TRAIN_MINUTES,
     analyze_minutes: float = DEMO_ANALYZE_MINUTES, finetune_epochs: int = DEMO_FINETUNE_EPOCHS,
-    accept: int = DEMO_ACCEPT, export: bool = True,
+    review: int = DEMO_REVIEW, export: bool = True,
 ) -> Job[dict[str, Any]]:
     """The README's main job, the whole data-centric loop headless: demo data with injected label
-    noise → new project → import → train → analyze (3-fold) → accept the top ``accept`` suspected
-    errors (only when the fold models were good enough to judge labels: held-out mAP@.5 >= 0.3, as
-    the analysis itself reports) → targeted augmentation of the weak classes → fine-tune the first
-    model → per-class before/after → edge bundle (ONNX FP32 + INT8) → verification against PyTorch.
+    noise → new project → import → train → analyze (3-fold) → review the top ``review`` suspected
+    errors as a user would (accept the real ones, reject the rest: the demo knows the true labels of
+    the images it generated, see ``review_top_issues``) → targeted augmentation of the weak classes →
+    fine-tune the first model on the fixed labels → per-class before/after → edge bundle (ONNX FP32 +
+    INT8) → verification against PyTorch.
 
     ``train_minutes=0`` stops after the import; ``analyze_minutes=0`` skips the analysis and the
-    fixes; ``finetune_epochs=0`` skips augmentation and fine-tuning; ``export=False`` skips the
-    bundle. Yields a ``demo`` Progress event at the start of each step. ``root`` gets ``dataset/``,
+    review, ``review=0`` only the review; ``finetune_epochs=0`` skips augmentation and fine-tuning;
+    ``export=False`` skips the bundle. Yields a ``demo`` Progress event at the start of each step. ``root`` gets ``dataset/``,
     ``project/`` and ``bundle/``; a folder made by an earlier demo run is replaced, any other
     non-empty folder is refused.
     """
@@ -84,7 +85,7 @@ def demo_job(
     if train_minutes > 0:
         steps.append(DEMO_STEPS[1])
         if analyze_minutes > 0:
-            steps += DEMO_STEPS[2:4]
+            steps += DEMO_STEPS[2:4] if review > 0 else DEMO_STEPS[2:3]
         if finetune_epochs > 0:
             steps += DEMO_STEPS[4:6]
         if export:
@@ -107,15 +108,13 @@ def demo_job(
     yield step(DEMO_STEPS[1])
     out["train"] = yield from train_job(project, minutes=train_minutes, seed=seed)
     if analyze_minutes > 0:
-        from .analysis import WEAK_MODEL_MAP50, analyze_job
+        from .analysis import analyze_job
 
         yield step(DEMO_STEPS[2])
         out["analysis"] = yield from analyze_job(project, folds=3, minutes_per_fold=analyze_minutes / 3, seed=seed)
-        yield step(DEMO_STEPS[3])
-        trusted = out["analysis"]["oof_map50"] >= WEAK_MODEL_MAP50
-        out["accepted"] = accept_top_issues(project, accept if trusted else 0,
-                                            noise_record=root / "dataset" / "noise.json")
-        out["accepted"]["trusted"] = trusted
+        if review > 0:
+            yield step(DEMO_STEPS[3])
+            out["review"] = review_top_issues(project, review, truth=root / "dataset" / "annotations_clean.json")
     if finetune_epochs > 0:
         from .augment import augment_job
 
@@ -150,32 +149,64 @@ def _weakest(out: dict[str, Any]) -> list[str]:
     return [min(rows, key=lambda c: c["ap50"])["name"]] if rows else []
 
 
-def accept_top_issues(project_dir: Path, n: int, *, noise_record: Path | None = None) -> dict[str, Any]:
-    """Accept the ``n`` most likely label errors of the latest analysis, one by one as a reviewer
-    would (an issue made stale by an earlier fix on the same image is skipped). With the demo's
-    ``noise_record``, also count how many accepted fixes were on an image with an injected error."""
+def review_top_issues(project_dir: Path, n: int, *, truth: Path) -> dict[str, Any]:
+    """Review the ``n`` most likely label errors of the latest analysis as an engineer looking at each
+    image would: accept a suggested fix when it brings the image's labels closer to what is really
+    there, reject it otherwise. The demo can do this because it generated the images: ``truth`` is its
+    clean COCO file (``annotations_clean.json``); see ``core.noise.agreement``. Each decision is a
+    normal undoable edit; an issue whose image an earlier fix changed so that the fix no longer
+    applies is skipped."""
     from labeltool.core.errors import EditError
-    from labeltool.core.issues import accept_issues, list_issues
+    from labeltool.core.formats.coco import read_coco
+    from labeltool.core.issues import accept_issues, list_issues, reject_issues
+    from labeltool.core.labels import BoxRecord
+    from labeltool.core.noise import agreement
     from labeltool.core.report import fix_text
 
+    truth_set, _ = read_coco(Path(truth))
+    truths = {Path(r.file_name).name: r.boxes for r in truth_set.images}
     accepted: list[dict[str, Any]] = []
-    skipped = 0
+    by_type: dict[str, dict[str, int]] = {}
+    rejected = skipped = 0
     with Project.open(project_dir) as project:
         paths = {im.id: im.path for im in project.images()}
         names = {c.id: c.name for c in project.classes()}
         for issue in list_issues(project)[:n]:
+            truth_boxes = truths.get(Path(paths.get(issue.image_id, "")).name)
+            boxes = {b.id: BoxRecord(names[b.class_id], b.x1, b.y1, b.x2, b.y2) for b in project.boxes(issue.image_id)}
+            after = _with_fix(boxes, issue.fix, names)
+            if truth_boxes is None or after is None:
+                skipped += 1
+                continue
+            better = agreement(after, truth_boxes) > agreement(list(boxes.values()), truth_boxes) + 1e-9
             try:
-                accept_issues(project, [issue.id])
+                (accept_issues if better else reject_issues)(project, [issue.id])
             except EditError:
                 skipped += 1
                 continue
-            accepted.append({"id": issue.id, "type": issue.type, "image": paths.get(issue.image_id, "?"),
-                             "score": round(issue.score, 4), "fix": fix_text(issue, names)})
-    result: dict[str, Any] = {"accepted": len(accepted), "skipped_stale": skipped, "issues": accepted}
-    if noise_record is not None and Path(noise_record).is_file():
-        from labeltool.core.noise import read_noise_record
+            counts = by_type.setdefault(issue.type, {"accepted": 0, "rejected": 0})
+            counts["accepted" if better else "rejected"] += 1
+            if better:
+                accepted.append({"id": issue.id, "type": issue.type, "image": paths.get(issue.image_id, "?"),
+                                 "score": round(issue.score, 4), "fix": fix_text(issue, names)})
+            else:
+                rejected += 1
+    return {"reviewed": len(accepted) + rejected, "accepted": len(accepted), "rejected": rejected,
+            "skipped_stale": skipped, "by_type": by_type, "issues": accepted, "truth": str(truth)}
 
-        records, _meta = read_noise_record(Path(noise_record))
-        corrupted = {Path(r.file_name).name for r in records}
-        result["on_corrupted_images"] = sum(Path(a["image"]).name in corrupted for a in accepted)
-    return result
+
+def _with_fix(boxes: dict[int, Any], fix: dict[str, Any], names: dict[int, str]) -> list[Any] | None:
+    """The image's boxes (``{box id: BoxRecord}``) with ``fix`` applied; None when its box is gone."""
+    from labeltool.core.labels import BoxRecord
+
+    if fix["action"] == "add_box":
+        return [*boxes.values(), BoxRecord(names[fix["class_id"]], *fix["xyxy"])]
+    old = boxes.get(fix["box_id"])
+    if old is None:
+        return None
+    rest = [b for i, b in boxes.items() if i != fix["box_id"]]
+    if fix["action"] == "set_class":
+        return [*rest, BoxRecord(names[fix["class_id"]], old.x1, old.y1, old.x2, old.y2)]
+    if fix["action"] == "move_box":
+        return [*rest, BoxRecord(old.label, *fix["xyxy"])]
+    return rest  # delete_box

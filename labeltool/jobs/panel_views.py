@@ -303,7 +303,8 @@ def demo_job_kwargs(root: Path, *, analysis: bool = True) -> dict[str, Any]:
     ``analysis``) the suspected label errors; the fixes, fine-tuning and export are left to the user in
     the window. About 9 min on 2 CPU cores (4 without analysis)."""
     return {"root": str(root), "train_minutes": DEMO_TRAIN_MINUTES,
-            "analyze_minutes": DEMO_ANALYZE_MINUTES if analysis else 0.0, "finetune_epochs": 0, "export": False}
+            "analyze_minutes": DEMO_ANALYZE_MINUTES if analysis else 0.0, "review": 0, "finetune_epochs": 0,
+            "export": False}
 
 
 def existing_demo_project(root: Path) -> Path | None:

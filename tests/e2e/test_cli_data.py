@@ -14,7 +14,6 @@ import pytest
 from labeltool.core.issues import list_issues
 from labeltool.core.runs import list_runs
 from labeltool.core.store import Project
-from labeltool.jobs.demo import accept_top_issues
 
 
 def cli(*args: object, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -96,27 +95,29 @@ def test_demo_data_then_import_gives_the_noisy_labels(tmp_path: Path) -> None:
 
 def test_demo_command_builds_project_and_prints_stats(tmp_path: Path) -> None:
     out = cli("demo", tmp_path / "demo", "--images", "24", "--train-minutes", "0.15", "--analyze-minutes", "0.3",
-              "--finetune-epochs", "1", "--accept", "3")
+              "--finetune-epochs", "1", "--review", "15")
     assert "demo project:" in out.stdout
     assert "mAP (all)" in out.stdout and "WARNING: no pretrained weights" in out.stderr
     assert "label-quality analysis" in out.stdout and "recommendation" in out.stdout
     assert "step 8/8: verify bundle" in out.stderr  # a progress line per step
     assert (tmp_path / "demo" / "project" / "project.db").is_file()
     with Project.open(tmp_path / "demo" / "project") as p:
-        assert list_issues(p, status="accepted") == []  # 0.15-minute fold models are far too weak to trust
+        n_accepted = len(list_issues(p, status="accepted"))
+        n_rejected = len(list_issues(p, status="rejected"))
         runs = list_runs(p)
         sets = p.connection.execute("SELECT count(*) FROM augment_sets").fetchone()[0]
         n_derived = p.connection.execute("SELECT count(*) FROM images WHERE path LIKE 'derived/%'").fetchone()[0]
         n_open = len(list_issues(p))
     # the 24 generated images + the augment set (how many depends on which classes the weak models flag)
     assert n_derived > 0 and f"images    {24 + n_derived}  " in out.stdout
-    assert "3. no fixes accepted: the fold models found too few defects" in out.stdout
-    # what the demo does when the analysis can be trusted: accept the best ones, one edit each
-    accepted = accept_top_issues(tmp_path / "demo" / "project", 3, noise_record=tmp_path / "demo" / "dataset" / "noise.json")
-    assert accepted["accepted"] + accepted["skipped_stale"] == min(3, n_open)
-    with Project.open(tmp_path / "demo" / "project") as p:
-        assert len(list_issues(p, status="accepted")) == accepted["accepted"]
-        assert p.can_undo()
+    # the demo reviews the top of the queue as a user would (tests/unit/core/test_demo_review.py checks the
+    # decisions); 0.3-minute fold models on 24 images may raise nothing at all
+    if n_accepted + n_rejected:
+        assert "3. reviewed the top" in out.stdout and "The fold models were weak" in out.stdout
+        assert f"Accepted {n_accepted} " in out.stdout and f"rejected {n_rejected} " in out.stdout
+        assert n_accepted + n_rejected <= 15
+    else:
+        assert "3. nothing to review" in out.stdout and n_open == 0
     assert sets == 1 and "4. augment set" in out.stdout
     assert len(runs) == 2 and runs[1].previous_id == runs[0].id and runs[1].config["weights"]["kind"] == "run"
     assert "5. fine-tuned the first model" in out.stdout and "Δ" in out.stdout  # the before/after table
