@@ -242,9 +242,13 @@ class ImportDialog(QDialog):
 class ExportDialog(QDialog):
     """Format, destination folder and include-unlabeled, before exporting."""
 
-    def __init__(self, parent: QWidget | None) -> None:
+    def __init__(self, parent: QWidget | None, *, start: Path | None = None, name: str = "labels") -> None:
+        """``start``: the folder the last export went into (its parent holds the suggestion);
+        ``name``: the project's name, for a suggested ``<name>-<format>`` folder that does not exist yet."""
         super().__init__(parent)
+        self._start, self._name, self._suggested = start, name, ""
         self.setWindowTitle("Export labels")
+        self.setMinimumWidth(620)
         form = QFormLayout(self)
         self.format = QComboBox()
         for name in EXPORT_FORMATS:
@@ -263,9 +267,25 @@ class ExportDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+        self.format.currentIndexChanged.connect(self._suggest)
+        self._suggest()
+
+    def _suggest(self) -> None:
+        """Propose ``<name>-<format>`` (numbered when taken) beside the last export, unless the user typed a folder."""
+        if self._start is None or self.dest.text() not in ("", self._suggested):
+            return
+        parent = self._start.parent
+        base = f"{self._name}-{self.fmt}"
+        candidate = parent / base
+        n = 2
+        while candidate.exists():
+            candidate, n = parent / f"{base}-{n}", n + 1
+        self._suggested = str(candidate)
+        self.dest.setText(self._suggested)
 
     def _pick(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Export into folder")
+        start = str(Path(self.dest.text()).parent) if self.dest.text() else ""
+        path = QFileDialog.getExistingDirectory(self, "Export into folder", start)
         if path:
             self.dest.setText(path)
 
@@ -288,6 +308,11 @@ def run_export(parent: QWidget | None, project: Project, dest: Path, *, fmt: str
         feed.close()
 
 
-def export_report_dialog(parent: QWidget | None, report: Report, dest: Path, fmt: str) -> ReportDialog:
+def export_report_dialog(parent: QWidget | None, report: Report, dest: Path, fmt: str,
+                         counts: dict[str, int] | None = None) -> ReportDialog:
+    """``counts``: ``images``, ``boxes`` and ``classes`` written (the summary's second line)."""
     lines = [f"Exported {fmt.upper()} into {dest}."]
+    if counts is not None:
+        lines.append(f"{counts['images']} images with {counts['boxes']} boxes of {counts['classes']} classes. "
+                     "Every image file was copied: the folder is complete on its own.")
     return ReportDialog(parent, "Export finished", lines, report.entries)

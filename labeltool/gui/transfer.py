@@ -1,6 +1,6 @@
 """Import, export and drag-and-drop of the main window (a mixin of :class:`~labeltool.gui.main.MainWindow`).
 
-Uses the window's ``project``, ``canvas``, ``report_dialog`` and ``_reload_all``; the dialogs and the
+Uses the window's ``project``, ``canvas``, ``settings``, ``report_dialog`` and ``_reload_all``; the dialogs and the
 import/export runs themselves are in :mod:`labeltool.gui.dialogs`.
 """
 
@@ -11,10 +11,13 @@ from pathlib import Path
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDialog, QMessageBox, QWidget
 
+from labeltool.core.exporting import project_labelset
 from labeltool.core.ingest import ImportSummary
 from labeltool.core.labels import Report
 
 from . import dialogs
+
+LAST_EXPORT_KEY = "last_export_dir"  # QSettings: the folder the last label export went into
 
 
 class TransferMixin:
@@ -51,10 +54,14 @@ class TransferMixin:
     def export_dialog(self) -> None:
         if not self._need_project():
             return
-        dialog = dialogs.ExportDialog(self)
+        assert self.project is not None
+        last = self.settings.value(LAST_EXPORT_KEY, "")
+        start = Path(str(last)) if last else self.project.root
+        dialog = dialogs.ExportDialog(self, start=start, name=self.project.root.name)
         if dialog.exec() == QDialog.DialogCode.Accepted and dialog.dest.text():
-            self.export_to(Path(dialog.dest.text()), fmt=dialog.fmt,
-                           include_unlabeled=dialog.include_unlabeled.isChecked())
+            dest = Path(dialog.dest.text())
+            if self.export_to(dest, fmt=dialog.fmt, include_unlabeled=dialog.include_unlabeled.isChecked()):
+                self.settings.setValue(LAST_EXPORT_KEY, str(dest))
 
     def export_to(self, dest: Path, *, fmt: str, include_unlabeled: bool = False) -> Report | None:
         if not self._need_project():
@@ -62,7 +69,10 @@ class TransferMixin:
         assert self.project is not None
         report = dialogs.run_export(self, self.project, dest, fmt=fmt, include_unlabeled=include_unlabeled)
         if report is not None:
-            self._show_report(dialogs.export_report_dialog(self, report, dest, fmt))
+            labels = project_labelset(self.project, include_unlabeled=include_unlabeled)
+            counts = {"images": len(labels.images), "boxes": sum(len(r.boxes) for r in labels.images),
+                      "classes": len(labels.classes)}
+            self._show_report(dialogs.export_report_dialog(self, report, dest, fmt, counts))
         return report
 
     def _show_report(self, dialog: QWidget) -> None:

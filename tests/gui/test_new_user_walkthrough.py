@@ -126,3 +126,15 @@ def test_new_user_imports_fixes_relabels_undoes_and_exports_coco(qtbot, tmp_path
     assert len(mine) == 1
     assert names[mine[0]["category_id"]] == next(c.name for c in project.classes() if c.id == moved.class_id)
     assert window.report_dialog is not None and "Exported COCO" in window.report_dialog.summary.text()
+    assert f"{N_IMAGES} images with {n_labels} boxes" in window.report_dialog.summary.text()
+
+    # 6. the next export starts beside the last one, in a new folder named after the project and format
+    suggested: list[str] = []
+
+    def look(dialog: QDialog) -> None:
+        dialog.format.setCurrentIndex(dialog.format.findData("yolo"))
+        suggested.append(dialog.dest.text())
+        dialog.reject()
+    _when_dialog(look)
+    window.export_dialog()
+    assert suggested == [str(out.parent / f"{project.root.name}-yolo")]
