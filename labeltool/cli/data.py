@@ -123,12 +123,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"{args.train_minutes:g} min → analyze the labels {args.analyze_minutes:g} min → review the top "
               f"{args.review} suspected errors → augment the weak classes → fine-tune {args.finetune_epochs} epochs"
               + ("" if args.no_export else " → export + verify an edge bundle")
-              + f"; about {budget + 5:.0f} min in all on an idle 2-core CPU.",
+              + f"; about {budget + 5:.0f} min in all on an idle 2-core CPU."
+              + ("" if args.offline else " Fetches the pretrained backbone (~22 MB) first if it is not on this "
+                 "machine and Hugging Face can be reached (--offline: never)."),
               file=sys.stderr)
     result = _run(demo_job(Path(args.dir), n_images=args.images, noise=args.noise, seed=args.seed,
                            train_minutes=args.train_minutes, analyze_minutes=args.analyze_minutes,
                            finetune_epochs=args.finetune_epochs, review=args.review,
-                           export=not args.no_export), args)
+                           export=not args.no_export, allow_download=not args.offline), args)
     with Project.open(result["project"]) as project:
         stats = project_stats(project)
     if args.json:
@@ -145,7 +147,9 @@ def print_demo(result: dict[str, Any], stats: dict[str, Any]) -> None:
     print(format_stats(stats))
     trained = result.get("train")
     if trained:
-        print(f"\n1. first model: the '{trained['weights']['kind']}'-initialised edge detector trained "
+        start = {"random": "randomly initialised", "download": "pretrained (just downloaded)"}.get(
+            trained["weights"]["kind"], "pretrained")
+        print(f"\n1. first model: the {start} edge detector trained "
               f"{trained['epochs_done']} epochs ({trained['wall_s']:.0f} s) on the noisy labels:")
         print_eval(trained["eval"], None)
     analysis = result.get("analysis")
@@ -189,20 +193,25 @@ def print_demo(result: dict[str, Any], stats: dict[str, Any]) -> None:
 
 
 def _format_review(review: dict[str, Any], analysis: dict[str, Any] | None) -> str:
-    """Step 3 of the demo: what the simulated reviewer accepted and rejected, by issue type."""
+    """Step 3 of the demo: what the reviewer (jobs/demo_review.py) accepted and rejected, by issue type."""
     from labeltool.jobs.analysis import WEAK_MODEL_MAP50
 
-    if not review["reviewed"] and not review["skipped_stale"]:
+    if not review["taken"]:
         return "\n3. nothing to review: the analysis raised no suspected label errors."
     kinds = ", ".join(f"{t} {c['accepted']}/{c['accepted'] + c['rejected']}" for t, c in review["by_type"].items())
-    skipped = (f", skipped {review['skipped_stale']} (an earlier fix had changed the image)"
-               if review["skipped_stale"] else "")
+    skipped = [f"{review['stale']} no longer applied (an earlier fix had changed the image)" if review["stale"] else "",
+               f"{review['no_truth']} on images the demo did not generate" if review["no_truth"] else ""]
+    skipped_text = "; skipped " + " and ".join(x for x in skipped if x) if any(skipped) else ""
+    on_errors = (f" {review['on_corrupted_images']} of the {review['taken']} were on an image with an injected "
+                 "error (not always the error the fix addresses)." if "on_corrupted_images" in review else "")
     lines = [
-        f"\n3. reviewed the top {review['reviewed']} suspected errors as you would in the window, looking at each "
+        f"\n3. reviewed the top {review['taken']} suspected errors as you would in the window, looking at each "
         "image: the demo knows the true labels of the images it generated (dataset/annotations_clean.json), so it "
-        f"accepts a fix only when it makes the labels truer. Accepted {review['accepted']} (each an undoable edit), "
-        f"rejected {review['rejected']} (a later analysis will not raise them again while the image's labels stay "
-        f"the same){skipped}." + (f" Real errors / reviewed, per type: {kinds}." if kinds else ""),
+        "accepts a fix when it is right — a suggested box on a real defect is accepted and then dragged onto the "
+        f"defect's edges — and rejects it otherwise. Accepted {review['accepted']} ({review['snapped']} boxes "
+        f"then adjusted; each an undoable edit), rejected {review['rejected']} (a later analysis will not raise "
+        f"them again while the image's labels stay the same){skipped_text}."
+        + (f" Right fixes / reviewed, per type: {kinds}." if kinds else "") + on_errors,
     ]
     if analysis and analysis.get("oof_map50", 1.0) < WEAK_MODEL_MAP50:
         lines.append(f"   The fold models were weak (held-out mAP@.5 {analysis['oof_map50']:.2f}), so many suspicions "

@@ -102,29 +102,6 @@ def _iou(a: BoxRecord, b: BoxRecord) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def agreement(labels: Sequence[BoxRecord], truth: Sequence[BoxRecord]) -> float:
-    """How well one image's ``labels`` agree with its ``truth``: higher is closer, ``len(truth)`` when equal.
-
-    Boxes of the same class with IoU >= ``NOISE_SHIFT_MAX_IOU`` are matched one to one, best IoU first;
-    each match adds its IoU, each unmatched box on either side subtracts 1. So adding a missing box,
-    deleting a box that is not there, correcting a class or moving a box closer all raise it, and the
-    opposite edits lower it (what a reviewer who can see the defects decides).
-    """
-    pairs = sorted(((_iou(a, b), i, j) for i, a in enumerate(labels) for j, b in enumerate(truth)
-                    if a.label == b.label), reverse=True)
-    used_l: set[int] = set()
-    used_t: set[int] = set()
-    total = 0.0
-    for v, i, j in pairs:
-        if v < cfg.NOISE_SHIFT_MAX_IOU:
-            break
-        if i not in used_l and j not in used_t:
-            used_l.add(i)
-            used_t.add(j)
-            total += v
-    return total - (len(labels) - len(used_l)) - (len(truth) - len(used_t))
-
-
 def _make_box(label: str, x1: float, y1: float, x2: float, y2: float, w: int, h: int) -> BoxRecord | None:
     """Clip to the image, round to 1/100 px; None when a side ends up shorter than MIN_BOX_SIDE_PX."""
     x1, x2 = (round(float(min(max(v, 0.0), w)), 2) for v in (x1, x2))

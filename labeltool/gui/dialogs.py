@@ -312,7 +312,10 @@ def export_report_dialog(parent: QWidget | None, report: Report, dest: Path, fmt
                          counts: dict[str, int] | None = None) -> ReportDialog:
     """``counts``: ``images``, ``boxes`` and ``classes`` written (the summary's second line)."""
     lines = [f"Exported {fmt.upper()} into {dest}."]
-    if counts is not None:
+    if counts is not None and not report.errors:
         lines.append(f"{counts['images']} images with {counts['boxes']} boxes of {counts['classes']} classes. "
                      "Every image file was copied: the folder is complete on its own.")
+    elif counts is not None:
+        lines.append(f"Of {counts['images']} images with {counts['boxes']} boxes, the problems below were not "
+                     "written: the folder is incomplete.")
     return ReportDialog(parent, "Export finished", lines, report.entries)

@@ -58,18 +58,19 @@ DEMO_STEPS = ("generate + import", "train", "analyze labels", "review top issues
 def demo_job(
     root: Path, *, n_images: int = 200, noise: float = 0.1, seed: int = 0, train_minutes: float = DEMO_TRAIN_MINUTES,
     analyze_minutes: float = DEMO_ANALYZE_MINUTES, finetune_epochs: int = DEMO_FINETUNE_EPOCHS,
-    review: int = DEMO_REVIEW, export: bool = True,
+    review: int = DEMO_REVIEW, export: bool = True, allow_download: bool = False,
 ) -> Job[dict[str, Any]]:
     """The README's main job, the whole data-centric loop headless: demo data with injected label
     noise → new project → import → train → analyze (3-fold) → review the top ``review`` suspected
     errors as a user would (accept the real ones, reject the rest: the demo knows the true labels of
-    the images it generated, see ``review_top_issues``) → targeted augmentation of the weak classes →
+    the images it generated, see ``jobs.demo_review``) → targeted augmentation of the weak classes →
     fine-tune the first model on the fixed labels → per-class before/after → edge bundle (ONNX FP32 +
     INT8) → verification against PyTorch.
 
     ``train_minutes=0`` stops after the import; ``analyze_minutes=0`` skips the analysis and the
     review, ``review=0`` only the review; ``finetune_epochs=0`` skips augmentation and fine-tuning;
-    ``export=False`` skips the bundle. Yields a ``demo`` Progress event at the start of each step. ``root`` gets ``dataset/``,
+    ``export=False`` skips the bundle. ``allow_download``: the first training may download the
+    pretrained backbone when none is on this machine (the fold models then find it in the cache). Yields a ``demo`` Progress event at the start of each step. ``root`` gets ``dataset/``,
     ``project/`` and ``bundle/``; a folder made by an earlier demo run is replaced, any other
     non-empty folder is refused.
     """
@@ -106,7 +107,7 @@ def demo_job(
     from .model import train_job
 
     yield step(DEMO_STEPS[1])
-    out["train"] = yield from train_job(project, minutes=train_minutes, seed=seed)
+    out["train"] = yield from train_job(project, minutes=train_minutes, seed=seed, allow_network=allow_download)
     if analyze_minutes > 0:
         from .analysis import analyze_job
 
@@ -114,7 +115,10 @@ def demo_job(
         out["analysis"] = yield from analyze_job(project, folds=3, minutes_per_fold=analyze_minutes / 3, seed=seed)
         if review > 0:
             yield step(DEMO_STEPS[3])
-            out["review"] = review_top_issues(project, review, truth=root / "dataset" / "annotations_clean.json")
+            from .demo_review import review_top_issues
+
+            out["review"] = review_top_issues(project, review, truth=root / "dataset" / "annotations_clean.json",
+                                              noise_record=root / "dataset" / "noise.json")
     if finetune_epochs > 0:
         from .augment import augment_job
 
@@ -147,66 +151,3 @@ def _weakest(out: dict[str, Any]) -> list[str]:
     """The class with the lowest validation AP of the first model (when the analysis flags none)."""
     rows = [c for c in out["train"]["eval"]["per_class"] if c.get("ap50") is not None]
     return [min(rows, key=lambda c: c["ap50"])["name"]] if rows else []
-
-
-def review_top_issues(project_dir: Path, n: int, *, truth: Path) -> dict[str, Any]:
-    """Review the ``n`` most likely label errors of the latest analysis as an engineer looking at each
-    image would: accept a suggested fix when it brings the image's labels closer to what is really
-    there, reject it otherwise. The demo can do this because it generated the images: ``truth`` is its
-    clean COCO file (``annotations_clean.json``); see ``core.noise.agreement``. Each decision is a
-    normal undoable edit; an issue whose image an earlier fix changed so that the fix no longer
-    applies is skipped."""
-    from labeltool.core.errors import EditError
-    from labeltool.core.formats.coco import read_coco
-    from labeltool.core.issues import accept_issues, list_issues, reject_issues
-    from labeltool.core.labels import BoxRecord
-    from labeltool.core.noise import agreement
-    from labeltool.core.report import fix_text
-
-    truth_set, _ = read_coco(Path(truth))
-    truths = {Path(r.file_name).name: r.boxes for r in truth_set.images}
-    accepted: list[dict[str, Any]] = []
-    by_type: dict[str, dict[str, int]] = {}
-    rejected = skipped = 0
-    with Project.open(project_dir) as project:
-        paths = {im.id: im.path for im in project.images()}
-        names = {c.id: c.name for c in project.classes()}
-        for issue in list_issues(project)[:n]:
-            truth_boxes = truths.get(Path(paths.get(issue.image_id, "")).name)
-            boxes = {b.id: BoxRecord(names[b.class_id], b.x1, b.y1, b.x2, b.y2) for b in project.boxes(issue.image_id)}
-            after = _with_fix(boxes, issue.fix, names)
-            if truth_boxes is None or after is None:
-                skipped += 1
-                continue
-            better = agreement(after, truth_boxes) > agreement(list(boxes.values()), truth_boxes) + 1e-9
-            try:
-                (accept_issues if better else reject_issues)(project, [issue.id])
-            except EditError:
-                skipped += 1
-                continue
-            counts = by_type.setdefault(issue.type, {"accepted": 0, "rejected": 0})
-            counts["accepted" if better else "rejected"] += 1
-            if better:
-                accepted.append({"id": issue.id, "type": issue.type, "image": paths.get(issue.image_id, "?"),
-                                 "score": round(issue.score, 4), "fix": fix_text(issue, names)})
-            else:
-                rejected += 1
-    return {"reviewed": len(accepted) + rejected, "accepted": len(accepted), "rejected": rejected,
-            "skipped_stale": skipped, "by_type": by_type, "issues": accepted, "truth": str(truth)}
-
-
-def _with_fix(boxes: dict[int, Any], fix: dict[str, Any], names: dict[int, str]) -> list[Any] | None:
-    """The image's boxes (``{box id: BoxRecord}``) with ``fix`` applied; None when its box is gone."""
-    from labeltool.core.labels import BoxRecord
-
-    if fix["action"] == "add_box":
-        return [*boxes.values(), BoxRecord(names[fix["class_id"]], *fix["xyxy"])]
-    old = boxes.get(fix["box_id"])
-    if old is None:
-        return None
-    rest = [b for i, b in boxes.items() if i != fix["box_id"]]
-    if fix["action"] == "set_class":
-        return [*rest, BoxRecord(names[fix["class_id"]], old.x1, old.y1, old.x2, old.y2)]
-    if fix["action"] == "move_box":
-        return [*rest, BoxRecord(old.label, *fix["xyxy"])]
-    return rest  # delete_box

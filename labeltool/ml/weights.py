@@ -18,9 +18,11 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 import safetensors
 import safetensors.torch
@@ -231,8 +233,36 @@ def check_state_dict(state_dict: dict[str, torch.Tensor], *, backbone: str, path
         )
 
 
+HUB_PROBE_TIMEOUT_S = 3.0  # an unreachable hub otherwise costs ~1 min of huggingface_hub retries
+
+
+def hub_endpoint() -> tuple[str, int]:
+    """Host and port of the Hugging Face hub (``$HF_ENDPOINT``, default huggingface.co:443)."""
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether a download could work: False with ``HF_HUB_OFFLINE`` set or when a TCP connection to the
+    hub fails within ``timeout``; True behind an HTTPS proxy (only the download itself can tell)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return True
+    try:
+        with socket.create_connection(hub_endpoint(), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _download_features_model(backbone: str, out_indices: tuple[int, ...]) -> nn.Module:
-    """timm's own download (network); any failure becomes ``ModelError``."""
+    """timm's own download (network); any failure becomes ``ModelError``. Fails within seconds when the
+    hub cannot be reached at all (no network, firewall), instead of retrying for a minute."""
+    if not hub_reachable():
+        host, port = hub_endpoint()
+        raise ModelError(f"cannot reach {host}:{port} to download pretrained {backbone} weights (offline, or a "
+                         "firewall)")
     try:
         return timm.create_model(backbone, features_only=True, out_indices=out_indices, pretrained=True)
     except Exception as exc:  # network stacks raise many unrelated types; re-raised as ModelError

@@ -95,7 +95,7 @@ def test_demo_data_then_import_gives_the_noisy_labels(tmp_path: Path) -> None:
 
 def test_demo_command_builds_project_and_prints_stats(tmp_path: Path) -> None:
     out = cli("demo", tmp_path / "demo", "--images", "24", "--train-minutes", "0.15", "--analyze-minutes", "0.3",
-              "--finetune-epochs", "1", "--review", "15")
+              "--finetune-epochs", "1", "--review", "15", "--offline")
     assert "demo project:" in out.stdout
     assert "mAP (all)" in out.stdout and "WARNING: no pretrained weights" in out.stderr
     assert "label-quality analysis" in out.stdout and "recommendation" in out.stdout
@@ -107,7 +107,6 @@ def test_demo_command_builds_project_and_prints_stats(tmp_path: Path) -> None:
         runs = list_runs(p)
         sets = p.connection.execute("SELECT count(*) FROM augment_sets").fetchone()[0]
         n_derived = p.connection.execute("SELECT count(*) FROM images WHERE path LIKE 'derived/%'").fetchone()[0]
-        n_open = len(list_issues(p))
     # the 24 generated images + the augment set (how many depends on which classes the weak models flag)
     assert n_derived > 0 and f"images    {24 + n_derived}  " in out.stdout
     # the demo reviews the top of the queue as a user would (tests/unit/core/test_demo_review.py checks the
@@ -117,7 +116,7 @@ def test_demo_command_builds_project_and_prints_stats(tmp_path: Path) -> None:
         assert f"Accepted {n_accepted} " in out.stdout and f"rejected {n_rejected} " in out.stdout
         assert n_accepted + n_rejected <= 15
     else:
-        assert "3. nothing to review" in out.stdout and n_open == 0
+        assert "3. nothing to review" in out.stdout or "no longer applied" in out.stdout
     assert sets == 1 and "4. augment set" in out.stdout
     assert len(runs) == 2 and runs[1].previous_id == runs[0].id and runs[1].config["weights"]["kind"] == "run"
     assert "5. fine-tuned the first model" in out.stdout and "Δ" in out.stdout  # the before/after table

@@ -53,7 +53,8 @@ def test_demo_request_and_an_existing_demo(qtbot, tmp_path: Path) -> None:
     assert target == "labeltool.jobs.demo:demo_job"
     # the demo's own budgets for the first model and the analysis; fixes, fine-tune and export are left to the user
     assert kwargs == {"root": str(tmp_path / "demo"), "train_minutes": DEMO_TRAIN_MINUTES,
-                      "analyze_minutes": DEMO_ANALYZE_MINUTES, "finetune_epochs": 0, "export": False}
+                      "analyze_minutes": DEMO_ANALYZE_MINUTES, "review": 0, "finetune_epochs": 0,
+                      "export": False}
     assert demo_job_request(tmp_path / "demo", analysis=False)[1]["analyze_minutes"] == 0.0
     root = tmp_path / "demo"
     Project.create(root / "project").close()

@@ -128,7 +128,8 @@ def test_folders_and_demo(tmp_path: Path) -> None:
     assert pv.default_demo_root() == Path.home() / "labeltool-demo"
     kwargs = pv.demo_job_kwargs(tmp_path / "demo")
     assert kwargs == {"root": str(tmp_path / "demo"), "train_minutes": DEMO_TRAIN_MINUTES,
-                      "analyze_minutes": DEMO_ANALYZE_MINUTES, "finetune_epochs": 0, "export": False}
+                      "analyze_minutes": DEMO_ANALYZE_MINUTES, "review": 0, "finetune_epochs": 0,
+                      "export": False}
     assert pv.demo_job_kwargs(tmp_path, analysis=False)["analyze_minutes"] == 0.0
     root = tmp_path / "demo"
     Project.create(root / "project").close()

@@ -213,3 +213,32 @@ def test_weights_for_another_backbone_rejected() -> None:
     before = model.backbone.body.state_dict()["conv_stem.weight"].clone()
     weights_mod.load_backbone_weights(model, WeightsSource("random", None, BACKBONE, "warn"))
     assert torch.equal(model.backbone.body.state_dict()["conv_stem.weight"], before)
+
+
+def test_an_unreachable_hub_fails_fast_and_falls_back_to_random(
+    isolated_caches: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import time
+
+    for var in ("HTTPS_PROXY", "https_proxy", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    with socket.socket() as server:  # a real listening socket: reachable
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert weights_mod.hub_reachable()
+    with socket.socket() as probe:  # a port nobody listens on: refused at once
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
+    assert not weights_mod.hub_reachable()
+    t0 = time.monotonic()
+    _, used = build_pretrained_model(EDGE, num_classes=2, models_dir=isolated_caches / "models", allow_network=True)
+    assert time.monotonic() - t0 < 30  # no minute of download retries
+    assert used.kind == "random" and used.warning and f"cannot reach 127.0.0.1:{closed}" in used.message
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not weights_mod.hub_reachable()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")  # behind a proxy only the download can tell
+    assert weights_mod.hub_reachable()
