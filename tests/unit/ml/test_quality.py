@@ -86,6 +86,11 @@ def test_two_overlapping_unlabeled_predictions_give_one_add_candidate() -> None:
     assert types_of(r) == ["overlooked"]
     assert r.candidates[0].suggested_box == tuple(map(float, C)) and r.candidates[0].suggested_class == 2
     assert (r.box_scores[0]["overlooked"][1:] < r.thresholds.flag).all()  # both scored, one suggested
+    # a weak model's boxes a stride apart around one object (IoU 0.48 with each other): still one spot
+    near = [221, 40, 281, 90]
+    assert q.OVERLOOKED_NMS_IOU <= q._iou(B(C), B(near))[0, 0] < 0.5
+    r = score_labels(**data([(B(A), L(0), B(A, near, C), S(0.9, 0.7, 0.8), L(0, 1, 2))]))
+    assert types_of(r) == ["overlooked"] and r.candidates[0].suggested_box == tuple(map(float, C))
 
 
 def test_swapped_class_suggests_the_predicted_class() -> None:
@@ -558,3 +563,12 @@ def test_score_labels_builds_shared_inputs_with_numpy_by_default(monkeypatch: py
         score_labels(**kw, shared_inputs="cleanlab")
     with pytest.raises(ValueError, match="shared_inputs must be one of"):
         score_labels(**kw, shared_inputs="torch")
+
+
+def test_a_class_floor_lifts_its_scores_but_keeps_their_order() -> None:
+    scores = np.array([0.01, 0.2, 0.4, 0.6, np.nan])
+    lifted = q.lift(scores, np.full(5, 0.3), 0.5)
+    assert lifted[:3] == pytest.approx([0.3 + 0.2 * 0.02, 0.3 + 0.2 * 0.4, 0.3 + 0.2 * 0.8])
+    assert np.all(np.diff(lifted[:3]) > 0) and lifted[3] == 0.6 and np.isnan(lifted[4])  # order kept, rest as is
+    assert np.all(q.lift(scores[:3], np.full(3, 0.5), 0.5) == 0.5)  # a floor at the flag silences the class
+    assert q.lift(scores[:3], np.zeros(3), 0.5) == pytest.approx(scores[:3])  # no floor, no change
