@@ -42,11 +42,13 @@ def project_labelset(project: Project, *, include_unlabeled: bool = True) -> Lab
     return LabelSet(classes=[c.name for c in classes], images=records)
 
 
-def export_project(project: Project, dest: Path, *, fmt: str, include_unlabeled: bool = False) -> Report:
+def export_project(project: Project, dest: Path, *, fmt: str, include_unlabeled: bool = False,
+                   labels: LabelSet | None = None) -> Report:
     """Write the project's labels and images to ``dest`` (an empty or new folder) as ``fmt``.
 
     Unlabeled images are left out unless ``include_unlabeled`` (a warning says how many), so a
-    training tool does not take them for defect-free parts.
+    training tool does not take them for defect-free parts. ``labels``: the caller's
+    ``project_labelset(project, include_unlabeled=...)`` when it already has it (read once).
     """
     from .formats import write_coco, write_voc, write_yolo
 
@@ -57,7 +59,8 @@ def export_project(project: Project, dest: Path, *, fmt: str, include_unlabeled:
     }
     if fmt not in writers:
         raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}")
-    labels = project_labelset(project, include_unlabeled=include_unlabeled)
+    if labels is None:
+        labels = project_labelset(project, include_unlabeled=include_unlabeled)
     report = writers[fmt](labels, dest)
     left_out = project.image_count() - len(labels.images)
     if left_out:

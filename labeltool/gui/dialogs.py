@@ -37,7 +37,7 @@ from labeltool.core.errors import LabeltoolError, ProjectLockedError
 from labeltool.core.exporting import EXPORT_FORMATS, export_project
 from labeltool.core.formats import detect_format
 from labeltool.core.ingest import ImportSummary
-from labeltool.core.labels import Report, ReportEntry
+from labeltool.core.labels import LabelSet, Report, ReportEntry
 from labeltool.core.progress import Progress
 from labeltool.core.store import Project
 from labeltool.jobs import drive
@@ -295,12 +295,13 @@ class ExportDialog(QDialog):
 
 
 def run_export(parent: QWidget | None, project: Project, dest: Path, *, fmt: str,
-               include_unlabeled: bool = False) -> Report | None:
-    """Export with a busy dialog; None when it failed (an error dialog was shown)."""
+               include_unlabeled: bool = False, labels: LabelSet | None = None) -> Report | None:
+    """Export (``labels``: see ``export_project``) with a busy dialog; None when it failed (an error
+    dialog was shown)."""
     feed = ProgressFeed(parent, f"Exporting {fmt.upper()}")
     feed(Progress("export", 0, 0, f"writing {fmt.upper()} into {dest}"))
     try:
-        return export_project(project, Path(dest), fmt=fmt, include_unlabeled=include_unlabeled)
+        return export_project(project, Path(dest), fmt=fmt, include_unlabeled=include_unlabeled, labels=labels)
     except (LabeltoolError, OSError, ValueError) as exc:
         show_error(parent, "Export failed", exc)
         return None

@@ -67,9 +67,10 @@ class TransferMixin:
         if not self._need_project():
             return None
         assert self.project is not None
-        report = dialogs.run_export(self, self.project, dest, fmt=fmt, include_unlabeled=include_unlabeled)
+        labels = project_labelset(self.project, include_unlabeled=include_unlabeled)
+        report = dialogs.run_export(self, self.project, dest, fmt=fmt, include_unlabeled=include_unlabeled,
+                                    labels=labels)
         if report is not None:
-            labels = project_labelset(self.project, include_unlabeled=include_unlabeled)
             counts = {"images": len(labels.images), "boxes": sum(len(r.boxes) for r in labels.images),
                       "classes": len(labels.classes)}
             self._show_report(dialogs.export_report_dialog(self, report, dest, fmt, counts))

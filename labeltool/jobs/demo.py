@@ -70,7 +70,8 @@ def demo_job(
     ``train_minutes=0`` stops after the import; ``analyze_minutes=0`` skips the analysis and the
     review, ``review=0`` only the review; ``finetune_epochs=0`` skips augmentation and fine-tuning;
     ``export=False`` skips the bundle. ``allow_download``: the first training may download the
-    pretrained backbone when none is on this machine (the fold models then find it in the cache). Yields a ``demo`` Progress event at the start of each step. ``root`` gets ``dataset/``,
+    pretrained backbone when none is on this machine (the fold models then find it in the cache).
+    Yields a ``demo`` Progress event at the start of each step. ``root`` gets ``dataset/``,
     ``project/`` and ``bundle/``; a folder made by an earlier demo run is replaced, any other
     non-empty folder is refused.
     """

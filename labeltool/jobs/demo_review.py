@@ -57,9 +57,10 @@ def judge(fix: dict[str, Any], boxes: list[_Box], truth: list[BoxRecord],
     if box is None:
         return "stale", None
     old = _xyxy(box)
-    under = sorted((t for t in truth if iou(old, _xyxy(t)) >= SEES_IOU), key=lambda t: -iou(old, _xyxy(t)))
-    if action == "set_class":
-        return ("accept", None) if under and under[0].label == names[fix["class_id"]] != box.label else ("reject", None)
+    if action == "set_class":  # the defect most under the box is of the suggested class
+        under = max(truth, key=lambda t: iou(old, _xyxy(t)), default=None)
+        right = under is not None and iou(old, _xyxy(under)) >= SEES_IOU and under.label == names[fix["class_id"]]
+        return ("accept", None) if right and box.label != under.label else ("reject", None)
     if action == "move_box":
         new = tuple(fix["xyxy"])
         spots = [t for t in truth if t.label == box.label and not _covered(t, boxes, besides=fix["box_id"])
@@ -67,8 +68,8 @@ def judge(fix: dict[str, Any], boxes: list[_Box], truth: list[BoxRecord],
         return ("accept", max(spots, key=lambda t: iou(new, _xyxy(t)))) if spots else ("reject", None)
     # delete_box: only a duplicate or a box on nothing
     lost = [t for t in truth if iou(old, _xyxy(t)) > 0 and not _covered(t, boxes, besides=fix["box_id"])]
-    return ("reject", None) if any(iou(old, _xyxy(t)) >= SEES_IOU or t.label == box.label for t in lost) \
-        else ("accept", None)
+    keeps_a_defect = any(iou(old, _xyxy(t)) >= SEES_IOU or t.label == box.label for t in lost)
+    return ("reject", None) if keeps_a_defect else ("accept", None)
 
 
 def review_top_issues(project_dir: Path, n: int, *, truth: Path, noise_record: Path | None = None) -> dict[str, Any]:

@@ -466,7 +466,7 @@ def _spurious_floor(images: list[_Image], box_scores: list[dict[str, np.ndarray]
     out = []
     for c in cands:
         if c.type == "spurious":
-            score = float(lift(np.array([c.score]), np.array([floors[c.label]]), th.flag)[0])
+            score = float(box_scores[c.image_index]["spurious"][c.box_index])  # lifted above
             if score >= th.flag:
                 continue
             c = replace(c, score=score)

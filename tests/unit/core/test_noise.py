@@ -297,4 +297,3 @@ def test_fractions_per_kind() -> None:
     _, records = inject_noise(labels, fractions={"swap": 0.1, "drop": 0.05, "spurious": 0.03}, seed=1)
     kinds = [r.kind for r in records]
     assert (kinds.count("swap"), kinds.count("drop"), kinds.count("spurious"), kinds.count("shift")) == (10, 5, 3, 0)
-
