@@ -11,6 +11,7 @@ from cleanlab.object_detection import rank
 
 from labeltool.ml import quality as q
 from labeltool.ml import quality_baseline as qb
+from labeltool.ml import quality_floors as qf
 from labeltool.ml.cleanlab_inputs import build_auxiliary_inputs, cleanlab_auxiliary_inputs
 from labeltool.ml.quality import IssueCandidate, Thresholds, calibrate_thresholds, score_labels
 
@@ -190,12 +191,12 @@ def test_spurious_flags_fade_when_the_model_misses_many_real_objects_of_the_clas
     th = q._calibrate([])
     few = score_labels(**images(2), thresholds=th)  # a good model: 2 of 40 unsupported (5 %)
     assert [(c.type, c.image_index) for c in few.candidates] == [("spurious", 0), ("spurious", 1)]
-    floor = th.flag * (2 / 40) / q.SPURIOUS_MAX_MISS
+    floor = th.flag * (2 / 40) / qf.SPURIOUS_MAX_MISS
     assert [c.score for c in few.candidates] == pytest.approx([floor, floor])
     assert few.box_scores[0]["spurious"][0] == pytest.approx(floor)
     many = score_labels(**images(15), thresholds=th)  # 15 of 40 (38 %): the model, not the labels
     assert many.candidates == [] and many.box_scores[0]["spurious"][0] == th.flag
-    assert q.spurious_floors([L(0)] * 3, [S(0.0)] * 3, 0.5) == {0: 0.0}  # too few boxes to judge
+    assert qf.spurious_floors([L(0)] * 3, [S(0.0)] * 3, 0.5) == {0: 0.0}  # too few boxes to judge
 
 
 def test_overlooked_flags_fade_when_the_model_invents_many_boxes_of_the_class() -> None:
@@ -212,12 +213,12 @@ def test_overlooked_flags_fade_when_the_model_invents_many_boxes_of_the_class() 
     th = q._calibrate([])
     few = score_labels(**images(3), thresholds=th)  # 3 of 44 confident predictions are unlabeled (7 %)
     assert [(c.type, c.image_index) for c in few.candidates] == [("overlooked", i) for i in range(3)]
-    floor = th.flag * (3 / 44) / q.OVERLOOKED_MAX_UNMATCHED  # class 1 has < 10 confident predictions: overall
+    floor = th.flag * (3 / 44) / qf.OVERLOOKED_MAX_UNMATCHED  # class 1 has < 10 confident predictions: overall
     assert [c.score for c in few.candidates] == pytest.approx([floor] * 3)
     assert few.box_scores[0]["overlooked"][1] == pytest.approx(floor) and np.isnan(few.box_scores[0]["overlooked"][0])
     many = score_labels(**images(30), thresholds=th)  # class 1: 30 of 31 confident boxes on nothing
     assert many.candidates == [] and many.box_scores[0]["overlooked"][1] == th.flag
-    assert q.overlooked_floors([], [], high=0.5, flag=0.5) == {}  # nothing to judge
+    assert qf.overlooked_floors([], [], high=0.5, flag=0.5) == {}  # nothing to judge
 
 
 def test_duplicate_boxes() -> None:
@@ -328,7 +329,7 @@ def test_cleanlab_format() -> None:
 
 
 def test_shared_inputs_match_cleanlab_public_functions(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(q, "OVERLOOKED_MAX_UNMATCHED", None)  # cleanlab's overlooked scores, unfloored
+    monkeypatch.setattr(qf, "OVERLOOKED_MAX_UNMATCHED", None)  # cleanlab's overlooked scores, unfloored
     kw = qb.benchmark_inputs(n_images=6, boxes_per_image=3, preds_per_image=14, num_classes=3, seed=3)
     kw["pred_scores"][0][0] = 0.99  # make sure overlooked/swap have something above "high"
     kw["pred_boxes"][1][-1] = [400, 400, 450, 450]
@@ -567,8 +568,8 @@ def test_score_labels_builds_shared_inputs_with_numpy_by_default(monkeypatch: py
 
 def test_a_class_floor_lifts_its_scores_but_keeps_their_order() -> None:
     scores = np.array([0.01, 0.2, 0.4, 0.6, np.nan])
-    lifted = q.lift(scores, np.full(5, 0.3), 0.5)
+    lifted = qf.lift(scores, np.full(5, 0.3), 0.5)
     assert lifted[:3] == pytest.approx([0.3 + 0.2 * 0.02, 0.3 + 0.2 * 0.4, 0.3 + 0.2 * 0.8])
     assert np.all(np.diff(lifted[:3]) > 0) and lifted[3] == 0.6 and np.isnan(lifted[4])  # order kept, rest as is
-    assert np.all(q.lift(scores[:3], np.full(3, 0.5), 0.5) == 0.5)  # a floor at the flag silences the class
-    assert q.lift(scores[:3], np.zeros(3), 0.5) == pytest.approx(scores[:3])  # no floor, no change
+    assert np.all(qf.lift(scores[:3], np.full(3, 0.5), 0.5) == 0.5)  # a floor at the flag silences the class
+    assert qf.lift(scores[:3], np.zeros(3), 0.5) == pytest.approx(scores[:3])  # no floor, no change
