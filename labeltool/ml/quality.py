@@ -31,6 +31,7 @@ import numpy as np
 
 from labeltool.ml.cleanlab_inputs import BUILDERS
 
+from .arrays import box_iou as _iou
 from .arrays import check_boxes
 from .quality_floors import lift, overlooked_floors, spurious_floors
 
@@ -171,16 +172,6 @@ def _validate(gt_boxes: Sequence[Any], gt_labels: Sequence[Any], pred_boxes: Seq
             raise ValueError(f"pred_scores[{i}] must be {len(pb)} scores in [0, 1], got {ps.tolist()}")
         images.append((gb, gl, pb, ps, pl))
     return images
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU float[A, B] between xyxy boxes a float[A, 4] and b float[B, 4]."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])  # [A, B, 2]
-    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - lt, 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def _cleanlab_format(images: list[_Image], num_classes: int) -> tuple[list[dict], list[list[np.ndarray]]]:
@@ -391,8 +382,7 @@ def score_labels(*, gt_boxes: Sequence[Any], gt_labels: Sequence[Any], pred_boxe
     lap("shared_inputs")
     raw = _cleanlab_subscores(aux, th, timings)
     t = time.perf_counter()
-    floors = overlooked_floors(images, [_input_order(img[4], raw["overlooked"][i]) for i, img in enumerate(images)],
-                               high=th.high, flag=th.flag)
+    floors = overlooked_floors(images, high=th.high, flag=th.flag)
     checked = [_own_checks(img, aux[i], {k: v[i] for k, v in raw.items()}, th, i, floors)
                for i, img in enumerate(images)]
     box_scores, cands = [s for s, _ in checked], [c for _, cs in checked for c in cs]

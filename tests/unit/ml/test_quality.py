@@ -218,7 +218,29 @@ def test_overlooked_flags_fade_when_the_model_invents_many_boxes_of_the_class() 
     assert few.box_scores[0]["overlooked"][1] == pytest.approx(floor) and np.isnan(few.box_scores[0]["overlooked"][0])
     many = score_labels(**images(30), thresholds=th)  # class 1: 30 of 31 confident boxes on nothing
     assert many.candidates == [] and many.box_scores[0]["overlooked"][1] == th.flag
-    assert qf.overlooked_floors([], [], high=0.5, flag=0.5) == {}  # nothing to judge
+    assert qf.overlooked_floors([], high=0.5, flag=0.5) == {}  # nothing to judge
+
+
+def test_a_weak_models_near_misses_count_against_its_overlooked_flags() -> None:
+    def images(near_miss: bool) -> dict[str, Any]:
+        out = []
+        for k in range(40):  # each image: one class-0 box; the model's confident class-0 box is on it or
+            box = B([10 + k, 10, 60 + k, 60])  # beside it (IoU 0.33: touching, but not the same object)
+            pred = B([35 + k, 10, 85 + k, 60]) if near_miss else box.copy()
+            if k < 3:  # and, in three images, a confident class-0 box on empty ground
+                out.append((box, L(0), np.concatenate([pred, B([150, 150, 190, 190])]), S(0.9, 0.9), L(0, 0)))
+            else:
+                out.append((box, L(0), pred, S(0.9), L(0)))
+        return data(out)
+
+    th = q._calibrate([])
+    sharp = score_labels(**images(near_miss=False), thresholds=th)
+    assert sorted(c.image_index for c in sharp.candidates if c.type == "overlooked") == [0, 1, 2]
+    # the same three unlabeled boxes from a model whose confident boxes mostly miss the labeled ones:
+    # 43 of 43 are off-object, so the class's overlooked flags are silenced
+    weak = score_labels(**images(near_miss=True), thresholds=th)
+    assert [c for c in weak.candidates if c.type == "overlooked"] == []
+    assert weak.box_scores[0]["overlooked"][1] == th.flag
 
 
 def test_duplicate_boxes() -> None:
