@@ -22,10 +22,11 @@ def check_boxes(value: Any, what: str, i: int) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU float[A, B] between xyxy boxes a float[A, 4] and b float[B, 4]."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])  # [A, B, 2]
-    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - lt, 0.0, None)
+    """IoU of xyxy boxes a float[N, 4] and b float[M, 4] -> float[N, M] (COCO's convention: no +1)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])  # [N, M, 2]
+    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - lt, 0, None)
     inter = wh[..., 0] * wh[..., 1]
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)

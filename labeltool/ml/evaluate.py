@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import box_iou as _iou
 from .arrays import check_boxes
 
 # Tunable numbers (each with its reason) -------------------------------------------------------
@@ -128,17 +129,6 @@ def _check_labels(arr: Any, what: str, i: int, n: int, n_classes: int) -> np.nda
     if bad.size:
         raise ValueError(f"{what}[{i}] has label {int(bad[0])}, outside 0..{n_classes - 1}")
     return a
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of xyxy boxes a float[N, 4] and b float[M, 4] -> float[N, M] (COCO's convention: no +1)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])  # [N, M, 2]
-    wh = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def _confusion(gts: list[tuple[np.ndarray, np.ndarray]], preds: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
