@@ -225,7 +225,8 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
     n = len(clean.images)
     n_fix = max(1, round(FIX_SHARE * n))
     top = set(np.argsort(image_scores, kind="stable")[:n_fix].tolist())
-    rnd = set(np.random.default_rng(args.seed).choice(n, n_fix, replace=False).tolist())
+    train_seed = args.seed if args.train_seed is None else args.train_seed
+    rnd = set(np.random.default_rng(train_seed).choice(n, n_fix, replace=False).tolist())  # a new draw per seed
     clean_s, noisy_s = to_samples(clean), to_samples(noisy)
     if args.dataset == "demo" and args.test_images:
         from labeltool.core.synth import generate_dataset
@@ -240,14 +241,15 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
     preset = get_preset(args.preset)
     budget = {"epochs": args.budget_epochs} if args.budget_epochs else {"minutes": args.budget_minutes}
     fixed_by_arm = {"clean": set(range(n)), "noisy": set(), "top_fixed": top, "random_fixed": rnd}
-    cache_key = f"{args.dataset}:{n}:seed{args.seed}:{json.dumps(budget)}:test{len(test_s)}"
+    key = f"{args.dataset}:{n}:seed{args.seed}:{json.dumps(budget)}:test{len(test_s)}"
+    cache_key = key if train_seed == args.seed else f"{key}:train_seed{train_seed}"
     cache = json.loads(args.arm_results.read_text()) if args.arm_results and args.arm_results.exists() else {}
     arms = cache.setdefault(cache_key, {})
     for arm in [a for a in ARMS if a in args.arms]:
         if arm in arms:
             continue
         train = [clean_s[i] if i in fixed_by_arm[arm] else noisy_s[i] for i in train_idx]
-        opts = TrainOptions(preset=preset.name, seed=args.seed, patience=10**6, **budget)
+        opts = TrainOptions(preset=preset.name, seed=train_seed, patience=10**6, **budget)
         t = time.perf_counter()
         # a few test images for fit's per-epoch check (it keeps the last weights); the full test set once at the end
         res = drive(fit(train, test_s[:4], list(clean.classes), preset=preset, options=opts, keep_best=False),
@@ -263,6 +265,7 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
             args.arm_results.write_text(json.dumps(cache, indent=1))
     out: dict[str, Any] = {
         "test_images": len(test_s), "train_images": len(train_idx), "fixed_images": n_fix, "training": budget,
+        "train_seed": train_seed,
         # what each 10 % fixes at the label level: the share of all injected errors removed
         "errors_removed": {"top_fixed": round(float(errors[sorted(top)].sum() / max(1, errors.sum())), 4),
                            "random_fixed": round(float(errors[sorted(rnd)].sum() / max(1, errors.sum())), 4),
@@ -307,6 +310,7 @@ def main() -> None:
                    help="relabel budget, demo set: size of the separately generated clean test set")
     p.add_argument("--arms", type=lambda v: v.split(","), default=list(ARMS),
                    help="relabel-budget arms to train (comma-separated): " + ",".join(ARMS))
+    p.add_argument("--train-seed", type=int, help="relabel budget: another training seed, same data, noise and ranking")
     p.add_argument("--arm-results", type=Path, help="keep finished relabel-budget arms in this JSON file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-oof", type=Path, help="write the out-of-sample predictions to this JSON file")
