@@ -223,10 +223,6 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
     Finished arms are kept in ``--arm-results`` (JSON) and not trained again.
     """
     n = len(clean.images)
-    n_fix = max(1, round(FIX_SHARE * n))
-    top = set(np.argsort(image_scores, kind="stable")[:n_fix].tolist())
-    train_seed = args.seed if args.train_seed is None else args.train_seed
-    rnd = set(np.random.default_rng(train_seed).choice(n, n_fix, replace=False).tolist())  # a new draw per seed
     clean_s, noisy_s = to_samples(clean), to_samples(noisy)
     if args.dataset == "demo" and args.test_images:
         from labeltool.core.synth import generate_dataset
@@ -238,16 +234,23 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
         val = {i for i in range(n) if int(hashlib.sha256(f"val:{i}".encode()).hexdigest(), 16) % 5 == 0}
         test_s = [clean_s[i] for i in sorted(val)]
         train_idx = [i for i in range(n) if i not in val]
+    # fixes only where they can matter: among the images that train
+    n_fix = max(1, round(FIX_SHARE * len(train_idx)))
+    pool = np.asarray(train_idx)
+    top = set(pool[np.argsort(image_scores[pool], kind="stable")[:n_fix]].tolist())
+    train_seed = args.seed if args.train_seed is None else args.train_seed
+    rnd = set(np.random.default_rng(train_seed).choice(pool, n_fix, replace=False).tolist())  # a new draw per seed
     preset = get_preset(args.preset)
     budget = {"epochs": args.budget_epochs} if args.budget_epochs else {"minutes": args.budget_minutes}
     fixed_by_arm = {"clean": set(range(n)), "noisy": set(), "top_fixed": top, "random_fixed": rnd}
-    key = f"{args.dataset}:{n}:seed{args.seed}:{json.dumps(budget)}:test{len(test_s)}"
+    key = f"{args.dataset}:{n}:seed{args.seed}:{preset.name}:{json.dumps(budget)}:test{len(test_s)}"
     cache_key = key if train_seed == args.seed else f"{key}:train_seed{train_seed}"
     cache = json.loads(args.arm_results.read_text()) if args.arm_results and args.arm_results.exists() else {}
     arms = cache.setdefault(cache_key, {})
     for arm in [a for a in ARMS if a in args.arms]:
-        if arm in arms:
-            continue
+        fixed = sorted(fixed_by_arm[arm]) if arm in ("top_fixed", "random_fixed") else None
+        if arm in arms and arms[arm].get("fixed") == fixed:
+            continue  # trained before on the same labels (a fix set ranked by other code is trained again)
         train = [clean_s[i] if i in fixed_by_arm[arm] else noisy_s[i] for i in train_idx]
         opts = TrainOptions(preset=preset.name, seed=train_seed, patience=10**6, **budget)
         t = time.perf_counter()
@@ -259,17 +262,17 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
                                  pred_boxes=[d[0] for d in dets], pred_scores=[d[1] for d in dets],
                                  pred_labels=[d[2] for d in dets], class_names=list(clean.classes))
         arms[arm] = {"map50": round(ev.map50, 4), "train_s": round(time.perf_counter() - t, 1),
-                     "ap50": {c.name: c.ap50 and round(c.ap50, 4) for c in ev.per_class}}
+                     "ap50": {c.name: c.ap50 and round(c.ap50, 4) for c in ev.per_class}, "fixed": fixed}
         print(f"[{time.strftime('%H:%M:%S')}] arm {arm}: {json.dumps(arms[arm])}", file=sys.stderr, flush=True)
         if args.arm_results:
             args.arm_results.write_text(json.dumps(cache, indent=1))
     out: dict[str, Any] = {
         "test_images": len(test_s), "train_images": len(train_idx), "fixed_images": n_fix, "training": budget,
         "train_seed": train_seed,
-        # what each 10 % fixes at the label level: the share of all injected errors removed
-        "errors_removed": {"top_fixed": round(float(errors[sorted(top)].sum() / max(1, errors.sum())), 4),
-                           "random_fixed": round(float(errors[sorted(rnd)].sum() / max(1, errors.sum())), 4),
-                           "random_expected": round(n_fix / n, 4)},
+        # what each 10 % fixes at the label level: the share of the training images' injected errors removed
+        "errors_removed": {"top_fixed": round(float(errors[sorted(top)].sum() / max(1, errors[pool].sum())), 4),
+                           "random_fixed": round(float(errors[sorted(rnd)].sum() / max(1, errors[pool].sum())), 4),
+                           "random_expected": round(n_fix / len(train_idx), 4)},
         "arms": arms,
     }
     if "clean" in arms and "noisy" in arms:

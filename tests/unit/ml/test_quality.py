@@ -231,13 +231,14 @@ def test_a_weak_models_near_misses_count_against_its_overlooked_flags() -> None:
                 out.append((box, L(0), np.concatenate([pred, B([150, 150, 190, 190])]), S(0.9, 0.9), L(0, 0)))
             else:
                 out.append((box, L(0), pred, S(0.9), L(0)))
+        out.append((B(), L(), B([100, 100, 140, 140]), S(0.9), L(0)))  # an image without labels: off-object
         return data(out)
 
     th = q._calibrate([])
     sharp = score_labels(**images(near_miss=False), thresholds=th)
-    assert sorted(c.image_index for c in sharp.candidates if c.type == "overlooked") == [0, 1, 2]
-    # the same three unlabeled boxes from a model whose confident boxes mostly miss the labeled ones:
-    # 43 of 43 are off-object, so the class's overlooked flags are silenced
+    assert sorted(c.image_index for c in sharp.candidates if c.type == "overlooked") == [0, 1, 2, 40]
+    # the same four unlabeled boxes from a model whose confident boxes mostly miss the labeled ones:
+    # 44 of 44 are off-object, so the class's overlooked flags are silenced
     weak = score_labels(**images(near_miss=True), thresholds=th)
     assert [c for c in weak.candidates if c.type == "overlooked"] == []
     assert weak.box_scores[0]["overlooked"][1] == th.flag
