@@ -208,8 +208,8 @@ def _format_review(review: dict[str, Any], analysis: dict[str, Any] | None) -> s
         f"\n3. reviewed the top {review['taken']} suspected errors as you would in the window, looking at each "
         "image: the demo knows the true labels of the images it generated (dataset/annotations_clean.json), so it "
         "accepts a fix when it is right — a suggested box on a real defect is accepted and then dragged onto the "
-        f"defect's edges — and rejects it otherwise. Accepted {review['accepted']} ({review['snapped']} boxes "
-        f"then adjusted; each an undoable edit), rejected {review['rejected']} (a later analysis will not raise "
+        f"defect's edges — and rejects it otherwise. Accepted {review['accepted']} ({review['snapped']} "
+        f"{'box' if review['snapped'] == 1 else 'boxes'} then adjusted; each an undoable edit), rejected {review['rejected']} (a later analysis will not raise "
         f"them again while the image's labels stay the same){skipped_text}."
         + (f" Right fixes / reviewed, per type: {kinds}." if kinds else "") + on_errors,
     ]
