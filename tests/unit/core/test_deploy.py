@@ -272,8 +272,11 @@ class SshServer:
         return f"ssh://{user}@127.0.0.1:{self.port}{path}"
 
     def close(self) -> None:
-        self.server.close()
-        self._call(self.server.wait_closed())
+        async def stop_listening() -> None:  # on the loop's thread: asyncio objects are not thread-safe, and
+            self.server.close()  # a connection that ends meanwhile wakes the same waiters (seen in CI)
+            await self.server.wait_closed()
+
+        self._call(stop_listening())
 
         async def cancel_the_rest() -> None:  # SFTP sessions of connections the client already closed
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
