@@ -10,6 +10,9 @@
       all from the same seed) and report the share of the injected errors each removes and the
       fraction of the noise-induced mAP@.5 loss each recovers, on a separately generated clean test
       set (--test-images). --arm-results F keeps finished arms, so a cut run goes on where it stopped.
+      With --finetune-epochs E the arms do what a user does after fixing issues instead: continue
+      training the noisy model (trained --budget-epochs from scratch) for E epochs on their labels
+      (all four arms start from the same weights, which keeps the spread between them small).
   python bench/label_errors.py speed [--images 1000]
       scoring time for N images x 10 boxes x 100 predictions: ours vs cleanlab's public functions.
 """
@@ -30,6 +33,7 @@ import numpy as np
 from labeltool.core.labels import LabelSet
 from labeltool.core.noise import NoiseRecord, inject_noise
 from labeltool.jobs import drive
+from labeltool.ml.checkpoint import save_checkpoint
 from labeltool.ml.data import Sample
 from labeltool.ml.evaluate import evaluate_detections
 from labeltool.ml.fit import TrainOptions, fit
@@ -245,6 +249,11 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
     fixed_by_arm = {"clean": set(range(n)), "noisy": set(), "top_fixed": top, "random_fixed": rnd}
     key = f"{args.dataset}:{n}:seed{args.seed}:{preset.name}:{json.dumps(budget)}:test{len(test_s)}"
     cache_key = key if train_seed == args.seed else f"{key}:train_seed{train_seed}"
+    init_dir = None
+    if args.finetune_epochs:
+        cache_key += f":finetune{args.finetune_epochs}"
+        init_dir = noisy_model(noisy_s, train_idx, test_s, list(clean.classes), budget, train_seed, args,
+                               work / "noisy-model", key=cache_key)
     cache = json.loads(args.arm_results.read_text()) if args.arm_results and args.arm_results.exists() else {}
     arms = cache.setdefault(cache_key, {})
     for arm in [a for a in ARMS if a in args.arms]:
@@ -252,23 +261,19 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
         if arm in arms and arms[arm].get("fixed") == fixed:
             continue  # trained before on the same labels (a fix set ranked by other code is trained again)
         train = [clean_s[i] if i in fixed_by_arm[arm] else noisy_s[i] for i in train_idx]
-        opts = TrainOptions(preset=preset.name, seed=train_seed, patience=10**6, **budget)
+        arm_budget = {"epochs": args.finetune_epochs} if init_dir else budget
         t = time.perf_counter()
-        # a few test images for fit's per-epoch check (it keeps the last weights); the full test set once at the end
-        res = drive(fit(train, test_s[:4], list(clean.classes), preset=preset, options=opts, keep_best=False),
-                    progress_to_stderr)
-        dets = predict_samples(res.model, test_s, size=preset.image_size)
-        ev = evaluate_detections(gt_boxes=[s.boxes for s in test_s], gt_labels=[s.labels for s in test_s],
-                                 pred_boxes=[d[0] for d in dets], pred_scores=[d[1] for d in dets],
-                                 pred_labels=[d[2] for d in dets], class_names=list(clean.classes))
-        arms[arm] = {"map50": round(ev.map50, 4), "train_s": round(time.perf_counter() - t, 1),
-                     "ap50": {c.name: c.ap50 and round(c.ap50, 4) for c in ev.per_class}, "fixed": fixed}
+        model = train_and_save(train, test_s, list(clean.classes), arm_budget, train_seed, args, init_dir=init_dir)
+        arms[arm] = {**score(model, test_s, list(clean.classes), args), "train_s": round(time.perf_counter() - t, 1),
+                     "fixed": fixed}
         print(f"[{time.strftime('%H:%M:%S')}] arm {arm}: {json.dumps(arms[arm])}", file=sys.stderr, flush=True)
         if args.arm_results:
             args.arm_results.write_text(json.dumps(cache, indent=1))
     out: dict[str, Any] = {
         "test_images": len(test_s), "train_images": len(train_idx), "fixed_images": n_fix, "training": budget,
         "train_seed": train_seed,
+        **({"finetune_epochs": args.finetune_epochs, "start_model": cache.get(f"{cache_key}:start_model")}
+           if init_dir else {}),
         # what each 10 % fixes at the label level: the share of the training images' injected errors removed
         "errors_removed": {"top_fixed": round(float(errors[sorted(top)].sum() / max(1, errors[pool].sum())), 4),
                            "random_fixed": round(float(errors[sorted(rnd)].sum() / max(1, errors[pool].sum())), 4),
@@ -281,6 +286,50 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
         out["recovered_fraction"] = {k: (round((arms[k]["map50"] - arms["noisy"]["map50"]) / loss, 3) if loss > 0
                                          and k in arms else None) for k in ("top_fixed", "random_fixed")}
     return out
+
+
+def train_and_save(train: list[Sample], test_s: list[Sample], classes: list[str], budget: dict, seed: int,
+                   args: argparse.Namespace, *, init_dir: Path | None = None, save_to: Path | None = None) -> Any:
+    """Train (from scratch, or on from the model in ``init_dir``) with a fixed seed; keep the last weights."""
+    preset = get_preset(args.preset)
+    opts = TrainOptions(preset=preset.name, seed=seed, patience=10**6, **budget)
+    # a few test images for fit's per-epoch check (it keeps the last weights); the full test set once at the end
+    res = drive(fit(train, test_s[:4], classes, preset=preset, options=opts, keep_best=False, init_dir=init_dir),
+                progress_to_stderr)
+    if save_to is not None:
+        save_checkpoint(res.model, save_to, preset=preset, class_names=classes)
+    return res.model
+
+
+def score(model: Any, test_s: list[Sample], classes: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """mAP@.5 and per-class AP@.5 of ``model`` on the clean test images."""
+    dets = predict_samples(model, test_s, size=get_preset(args.preset).image_size)
+    ev = evaluate_detections(gt_boxes=[s.boxes for s in test_s], gt_labels=[s.labels for s in test_s],
+                             pred_boxes=[d[0] for d in dets], pred_scores=[d[1] for d in dets],
+                             pred_labels=[d[2] for d in dets], class_names=classes)
+    return {"map50": round(ev.map50, 4), "ap50": {c.name: c.ap50 and round(c.ap50, 4) for c in ev.per_class}}
+
+
+def noisy_model(noisy_s: list[Sample], train_idx: list[int], test_s: list[Sample], classes: list[str],
+                budget: dict, seed: int, args: argparse.Namespace, tmp_dir: Path, *, key: str) -> Path:
+    """The model every fine-tuning arm starts from: trained from scratch on all noisy training labels.
+
+    Kept next to ``--arm-results`` (a folder named after the cache key), so a cut run does not train it again.
+    """
+    folder = tmp_dir
+    if args.arm_results:
+        folder = args.arm_results.parent / f"{args.arm_results.stem}-start-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    if (folder / "config.json").is_file():
+        return folder
+    t = time.perf_counter()
+    model = train_and_save([noisy_s[i] for i in train_idx], test_s, classes, budget, seed, args, save_to=folder)
+    result = {**score(model, test_s, classes, args), "train_s": round(time.perf_counter() - t, 1), "folder": str(folder)}
+    print(f"[{time.strftime('%H:%M:%S')}] start model: {json.dumps(result)}", file=sys.stderr, flush=True)
+    if args.arm_results:
+        cache = json.loads(args.arm_results.read_text()) if args.arm_results.exists() else {}
+        cache[f"{key}:start_model"] = result
+        args.arm_results.write_text(json.dumps(cache, indent=1))
+    return folder
 
 
 def cmd_speed(args: argparse.Namespace) -> dict[str, Any]:
@@ -313,6 +362,8 @@ def main() -> None:
                    help="relabel budget, demo set: size of the separately generated clean test set")
     p.add_argument("--arms", type=lambda v: v.split(","), default=list(ARMS),
                    help="relabel-budget arms to train (comma-separated): " + ",".join(ARMS))
+    p.add_argument("--finetune-epochs", type=int, default=0,
+                   help="relabel budget: arms continue training the noisy model for this many epochs")
     p.add_argument("--train-seed", type=int, help="relabel budget: another training seed, same data, noise and ranking")
     p.add_argument("--arm-results", type=Path, help="keep finished relabel-budget arms in this JSON file")
     p.add_argument("--seed", type=int, default=0)
