@@ -249,12 +249,20 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
     fixed_by_arm = {"clean": set(range(n)), "noisy": set(), "top_fixed": top, "random_fixed": rnd}
     key = f"{args.dataset}:{n}:seed{args.seed}:{preset.name}:{json.dumps(budget)}:test{len(test_s)}"
     cache_key = key if train_seed == args.seed else f"{key}:train_seed{train_seed}"
+    cache = json.loads(args.arm_results.read_text()) if args.arm_results and args.arm_results.exists() else {}
+
+    def keep() -> None:
+        if args.arm_results:
+            args.arm_results.write_text(json.dumps(cache, indent=1))
+
     init_dir = None
     if args.finetune_epochs:
         cache_key += f":finetune{args.finetune_epochs}"
-        init_dir = noisy_model(noisy_s, train_idx, test_s, list(clean.classes), budget, train_seed, args,
-                               work / "noisy-model", key=cache_key)
-    cache = json.loads(args.arm_results.read_text()) if args.arm_results and args.arm_results.exists() else {}
+        init_dir, start = noisy_model(noisy_s, train_idx, test_s, list(clean.classes), budget, train_seed, args,
+                                      work / "noisy-model", key=cache_key)
+        if start is not None:
+            cache[f"{cache_key}:start_model"] = start
+            keep()
     arms = cache.setdefault(cache_key, {})
     for arm in [a for a in ARMS if a in args.arms]:
         fixed = sorted(fixed_by_arm[arm]) if arm in ("top_fixed", "random_fixed") else None
@@ -267,8 +275,7 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
         arms[arm] = {**score(model, test_s, list(clean.classes), args), "train_s": round(time.perf_counter() - t, 1),
                      "fixed": fixed}
         print(f"[{time.strftime('%H:%M:%S')}] arm {arm}: {json.dumps(arms[arm])}", file=sys.stderr, flush=True)
-        if args.arm_results:
-            args.arm_results.write_text(json.dumps(cache, indent=1))
+        keep()
     out: dict[str, Any] = {
         "test_images": len(test_s), "train_images": len(train_idx), "fixed_images": n_fix, "training": budget,
         "train_seed": train_seed,
@@ -311,25 +318,23 @@ def score(model: Any, test_s: list[Sample], classes: list[str], args: argparse.N
 
 
 def noisy_model(noisy_s: list[Sample], train_idx: list[int], test_s: list[Sample], classes: list[str],
-                budget: dict, seed: int, args: argparse.Namespace, tmp_dir: Path, *, key: str) -> Path:
+                budget: dict, seed: int, args: argparse.Namespace, tmp_dir: Path, *,
+                key: str) -> tuple[Path, dict[str, Any] | None]:
     """The model every fine-tuning arm starts from: trained from scratch on all noisy training labels.
 
     Kept next to ``--arm-results`` (a folder named after the cache key), so a cut run does not train it again.
+    Returns its folder and, when trained now, its test scores (None when it was kept from before).
     """
     folder = tmp_dir
     if args.arm_results:
         folder = args.arm_results.parent / f"{args.arm_results.stem}-start-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
     if (folder / "config.json").is_file():
-        return folder
+        return folder, None
     t = time.perf_counter()
     model = train_and_save([noisy_s[i] for i in train_idx], test_s, classes, budget, seed, args, save_to=folder)
     result = {**score(model, test_s, classes, args), "train_s": round(time.perf_counter() - t, 1), "folder": str(folder)}
     print(f"[{time.strftime('%H:%M:%S')}] start model: {json.dumps(result)}", file=sys.stderr, flush=True)
-    if args.arm_results:
-        cache = json.loads(args.arm_results.read_text()) if args.arm_results.exists() else {}
-        cache[f"{key}:start_model"] = result
-        args.arm_results.write_text(json.dumps(cache, indent=1))
-    return folder
+    return folder, result
 
 
 def cmd_speed(args: argparse.Namespace) -> dict[str, Any]:
