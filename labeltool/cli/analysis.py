@@ -55,15 +55,18 @@ def format_weak_classes(rows: list[dict[str, Any]]) -> str:
 
 
 def issue_dicts(project_dir: Path, *, types: list[str] | None = None, classes: list[str] | None = None,
-                status: str | None = "open") -> list[dict[str, Any]]:
-    """Issues of the latest analysis as JSON-able dicts (id, type, score, image, box, suggested fix)."""
-    from labeltool.core.issues import list_issues
+                status: str | None = "open", order: str = "likely") -> list[dict[str, Any]]:
+    """Issues of the latest analysis as JSON-able dicts (id, type, score, impact, image, box, suggested fix)."""
+    from labeltool.core.issues import issue_impacts, latest_analysis, list_issues
     from labeltool.core.store import Project
 
     with Project.open(project_dir) as project:
         names = {c.id: c.name for c in project.classes()}
+        found = list_issues(project, types=types, class_names=classes, status=status, order=order)
+        analysis = latest_analysis(project)
+        gain = issue_impacts(analysis, found) if analysis is not None else {}
         out = []
-        for issue in list_issues(project, types=types, class_names=classes, status=status):
+        for issue in found:
             image = project.image(issue.image_id)
             box = None
             if issue.box_id is not None:
@@ -76,6 +79,7 @@ def issue_dicts(project_dir: Path, *, types: list[str] | None = None, classes: l
             old = names.get(issue.class_id) if issue.class_id is not None else None
             fix["words"] = FIX_WORDS[fix["action"]].format(cls=fix.get("class"), old=old)
             out.append({"id": issue.id, "type": issue.type, "score": round(issue.score, 4),
+                        "impact": round(gain[issue.id], 4),
                         "image": image.path, "image_id": image.id, "box_id": issue.box_id, "box": box,
                         "class": old, "status": issue.status, "fix": fix})
     return out
@@ -105,15 +109,17 @@ def cmd_issues(args: argparse.Namespace) -> int:
     if args.ids:
         raise ValueError("issue ids are only used with accept or reject")
     rows = issue_dicts(Path(args.dir), types=args.type, classes=args.cls,
-                       status=None if args.status == "all" else args.status)
+                       status=None if args.status == "all" else args.status, order=args.order)
     if args.json:
         for r in rows:
             print(json.dumps(r))
         return EXIT_OK
     if not rows:
         print("no issues match")
+    elif args.order == "impact":
+        print("biggest expected model gain first (impact = (1 - score) x headroom of the class, 1 - its AP):")
     for r in rows:
-        print(f"#{r['id']:<5} {r['type']:<10} {r['score']:.3f}  {r['status']:<9} {r['image']:<32} "
+        print(f"#{r['id']:<5} {r['type']:<10} {r['score']:.3f}  {r['impact']:.3f}  {r['status']:<9} {r['image']:<32} "
               f"{r['class'] or '':<12} {r['fix']['words']}")
     return EXIT_OK
 
@@ -151,6 +157,9 @@ def add_parsers(add: Any) -> None:
     p.add_argument("--type", action="append", choices=("overlooked", "swap", "badloc", "spurious", "duplicate"))
     p.add_argument("--class", dest="cls", action="append", metavar="C")
     p.add_argument("--status", default="open", choices=("open", "accepted", "rejected", "superseded", "all"))
+    p.add_argument("--order", default="likely", choices=("likely", "impact"),
+                   help="likely: most likely label errors first (default); impact: biggest expected model gain "
+                        "first (likely errors in the classes the model finds worst)")
     p.add_argument("--json", action="store_true", help="one JSON object per issue")
 
     p = add("report", cmd_report, "write a self-contained HTML report (and JSON) of the latest analysis")

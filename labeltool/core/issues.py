@@ -32,11 +32,13 @@ from typing import Any
 from . import db
 from .edits import Edit, read_row
 from .errors import EditError, ProjectError
+from .fix_priority import impact
 from .model import Analysis, Issue
 from .store import Project, now_iso
 
 ISSUE_TYPES = ("overlooked", "swap", "badloc", "spurious", "duplicate")
 STATUSES = ("open", "accepted", "rejected", "superseded")
+ORDERS = ("likely", "impact")  # review order: most likely errors first / biggest expected model gain first
 MODES = ("kfold", "quick")
 FIX_ACTIONS = {"overlooked": "add_box", "swap": "set_class", "badloc": "move_box",
                "spurious": "delete_box", "duplicate": "delete_box"}
@@ -297,6 +299,20 @@ def _analysis_id(project: Project, analysis_id: int | None) -> int | None:
     return get_analysis(project, analysis_id).id
 
 
+def issue_impacts(analysis: Analysis, issues: Iterable[Issue]) -> dict[int, float]:
+    """Issue id -> the expected gain of its fix: (1 - score) x the headroom (1 - out-of-sample AP) of
+    the classes it touches (``core/fix_priority.py``). An analysis recorded before the headroom was
+    kept, or a class added since, counts with the mean headroom (1 when none is known)."""
+    raw = analysis.summary.get("class_headroom")
+    known = {int(k): float(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    fill = sum(known.values()) / len(known) if known else 1.0
+    out = {}
+    for issue in issues:
+        touched = [c for c in (issue.class_id, issue.fix.get("class_id")) if c is not None]
+        out[issue.id] = impact(issue.score, [known.get(int(c), fill) for c in touched] or [fill])
+    return out
+
+
 def list_issues(
     project: Project,
     *,
@@ -304,12 +320,16 @@ def list_issues(
     types: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
     status: str | None = "open",
+    order: str = "likely",
 ) -> list[Issue]:
-    """Issues of an analysis (default: the latest), most likely errors first (score ascending).
+    """Issues of an analysis (default: the latest). ``order`` 'likely': most likely errors first (score
+    ascending); 'impact': biggest expected model gain first (:func:`issue_impacts`, then score).
 
     ``types``/``class_names``/``status`` filter (None = any). A class matches the issue's class
     (the box's class, or the class to add) and, for 'swap', also the suggested class.
     """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if types is not None and (bad := [t for t in types if t not in ISSUE_TYPES]):
         raise ValueError(f"unknown issue type(s) {bad}; known: {', '.join(ISSUE_TYPES)}")
     if status is not None and status not in STATUSES:
@@ -331,9 +351,13 @@ def list_issues(
         sql += " AND status = ?"
         params.append(status)
     found = [_issue(r) for r in project.connection.execute(sql + " ORDER BY score, id", params)]
-    if class_ids is None:
-        return found
-    return [i for i in found if i.class_id in class_ids or (i.type == "swap" and i.fix.get("class_id") in class_ids)]
+    if class_ids is not None:
+        found = [i for i in found
+                 if i.class_id in class_ids or (i.type == "swap" and i.fix.get("class_id") in class_ids)]
+    if order == "impact":
+        gain = issue_impacts(get_analysis(project, aid), found)
+        found.sort(key=lambda i: -gain[i.id])  # stable: equal gains stay most likely first
+    return found
 
 
 def issue_counts(project: Project, *, analysis_id: int | None = None) -> dict[str, dict[str, int]]:

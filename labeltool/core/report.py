@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import ExportError, ImageLoadError, ProjectError
 from .images import load_image
-from .issues import get_analysis, issue_counts, latest_analysis, list_issues
+from .issues import get_analysis, issue_counts, issue_impacts, latest_analysis, list_issues
 from .model import Issue
 from .store import Project
 
@@ -72,7 +72,8 @@ def fix_text(issue: Issue, names: dict[int, str]) -> str:
     return "snap the box" if action == "move_box" else "delete the box"
 
 
-def _issue_data(issue: Issue, names: dict[int, str], paths: dict[int, str], boxes: dict[int, list[float]]) -> dict:
+def _issue_data(issue: Issue, names: dict[int, str], paths: dict[int, str], boxes: dict[int, list[float]],
+                impact: float) -> dict:
     fix: dict[str, Any] = {"action": issue.fix["action"]}
     for key in ("box_id", "class_id", "xyxy"):
         if key in issue.fix:
@@ -81,7 +82,7 @@ def _issue_data(issue: Issue, names: dict[int, str], paths: dict[int, str], boxe
         fix["class"] = _name(names, fix["class_id"])
     return {
         "id": issue.id, "type": issue.type, "title": TYPE_TEXT[issue.type][0], "score": round(issue.score, 4),
-        "status": issue.status, "image_id": issue.image_id, "image": paths.get(issue.image_id),
+        "impact": round(impact, 4), "status": issue.status, "image_id": issue.image_id, "image": paths.get(issue.image_id),
         "class_id": issue.class_id, "class": _name(names, issue.class_id), "box_id": issue.box_id,
         "box_xyxy": boxes.get(issue.box_id) if issue.box_id is not None else None,
         "fix": fix, "fix_text": fix_text(issue, names),
@@ -95,8 +96,8 @@ def analysis_report_data(project: Project, analysis_id: int | None = None, *, ma
     quick-mode warning or None), counts ({by_type: {type: {status: n}}, open, total}), weak_classes
     (rows of ``summary["weak_classes"]``, see WEAK_CLASS_KEYS), summary (the rest of the summary),
     issues_open, and issues: the ``max_issues`` open issues most likely to be errors, each with
-    image path, class name, current box xyxy (None for 'overlooked' or a deleted box) and the fix
-    with class names resolved. ProjectError when the project has no analysis yet.
+    image path, class name, current box xyxy (None for 'overlooked' or a deleted box), impact (the
+    expected model gain of the fix, ``issues.issue_impacts``) and the fix with class names resolved. ProjectError when the project has no analysis yet.
     """
     if isinstance(max_issues, bool) or not isinstance(max_issues, int) or max_issues < 0:
         raise ValueError(f"max_issues must be an int >= 0, got {max_issues!r}")
@@ -107,6 +108,7 @@ def analysis_report_data(project: Project, analysis_id: int | None = None, *, ma
     counts = issue_counts(project, analysis_id=analysis.id)
     open_issues = list_issues(project, analysis_id=analysis.id)
     shown = open_issues[:max_issues]
+    gain = issue_impacts(analysis, shown)
     conn = project.connection
     paths = dict(conn.execute("SELECT id, path FROM images").fetchall())
     box_ids = [i.box_id for i in shown if i.box_id is not None]
@@ -134,7 +136,7 @@ def analysis_report_data(project: Project, analysis_id: int | None = None, *, ma
         "weak_classes": weak,
         "summary": {k: v for k, v in analysis.summary.items() if k != "weak_classes"},
         "issues_open": len(open_issues),
-        "issues": [_issue_data(i, names, paths, boxes) for i in shown],
+        "issues": [_issue_data(i, names, paths, boxes, gain[i.id]) for i in shown],
     }
 
 

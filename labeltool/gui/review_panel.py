@@ -1,4 +1,5 @@
-"""The review queue: the latest analysis's issues, most likely label errors first.
+"""The review queue: the latest analysis's issues, most likely label errors first (or, chosen in the
+order box, biggest expected model gain first: ``core/fix_priority.py``).
 
 Filters (problem type, class, status — open by default), a line of counts, the list, the selected
 issue's suggestion in words, and Accept / Reject / Skip / Previous / Next. Accepting applies the fix
@@ -37,13 +38,26 @@ from PySide6.QtWidgets import (
 
 from labeltool.core import review
 from labeltool.core.errors import LabeltoolError
-from labeltool.core.issues import ISSUE_TYPES, accept_issues, latest_analysis, list_issues, reject_issues
+from labeltool.core.issues import (
+    ISSUE_TYPES,
+    accept_issues,
+    issue_impacts,
+    latest_analysis,
+    list_issues,
+    reject_issues,
+)
 from labeltool.core.model import Analysis, Issue
 from labeltool.core.report import TYPE_TEXT
 from labeltool.core.store import Project
 
 _Index = QModelIndex | QPersistentModelIndex
 COLUMNS = ("score", "problem", "class", "suggested fix", "image")
+ORDER_CHOICES = (  # (order for issues.list_issues, text, tooltip)
+    ("likely", "Most likely first", "The surest label errors first (lowest score)"),
+    ("impact", "Biggest gain first",
+     "Likely errors in the classes the model finds worst first: the fixes expected to improve the model most "
+     "(likelihood × (1 − the class's AP in this analysis))"),
+)
 WARNING_STYLE = "background:#fff3cd; color:#5c4400; border:1px solid #e0a800; border-radius:4px; padding:4px;"
 MESSAGE_STYLE = "color:palette(text); padding:12px 4px; font-size:14px;"
 
@@ -91,7 +105,7 @@ class IssueTableModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and section == 0:
-            return "0–1: lower = more likely a label error (the list is sorted by it)"
+            return "0–1: lower = more likely a label error (the list is sorted by it in 'Most likely first')"
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
@@ -137,6 +151,13 @@ class ReviewPanel(QWidget):
             self.type_combo.setItemData(self.type_combo.count() - 1, TYPE_TEXT[kind][1], Qt.ItemDataRole.ToolTipRole)
         for value, text in review.STATUS_CHOICES:
             self.status_combo.addItem(text, value)
+        self.order_combo = QComboBox()
+        for value, text, tip in ORDER_CHOICES:
+            self.order_combo.addItem(text, value)
+            self.order_combo.setItemData(self.order_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.order_combo.setToolTip("Which issues come first")
+        self.order_combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.order_combo.activated.connect(lambda _i: self._order_changed())
         self.class_combo.addItem("All classes", None)
         for combo, tip in ((self.type_combo, "Show one kind of problem"), (self.class_combo, "Show one class"),
                            (self.status_combo, "To review = not decided yet")):
@@ -189,7 +210,7 @@ class ReviewPanel(QWidget):
             self.buttons[name] = button
         self.buttons["accept"].setStyleSheet("font-weight:600;")
         filters = QHBoxLayout()
-        for combo in (self.type_combo, self.class_combo, self.status_combo):
+        for combo in (self.type_combo, self.class_combo, self.status_combo, self.order_combo):
             filters.addWidget(combo, 1)
         decide = QGridLayout()
         decide.addWidget(self.buttons["accept"], 0, 0)
@@ -222,7 +243,8 @@ class ReviewPanel(QWidget):
         """Re-read the latest analysis and its issues; keeps the filters and the selected issue (no signal)."""
         current = self.current_issue()
         self.analysis = latest_analysis(self.project) if self.project is not None else None
-        self.all_issues = list_issues(self.project, status=None) if self.analysis is not None else []
+        self.all_issues = list_issues(self.project, status=None, order=self.order()) \
+            if self.analysis is not None else []
         self._fill_classes()
         self._fill_rows(current.id if current is not None else None)
         self._update_texts()
@@ -248,6 +270,23 @@ class ReviewPanel(QWidget):
             if index < 0:
                 raise ValueError(f"unknown {what} {value!r} for the review filter")
             combo.setCurrentIndex(index)
+        self._filters_changed()
+
+    def order(self) -> str:
+        """'likely' (most likely errors first) or 'impact' (biggest expected model gain first)."""
+        return str(self.order_combo.currentData())
+
+    def set_order(self, order: str) -> None:
+        """Choose the order (as the order box does) and show its first issue."""
+        index = self.order_combo.findData(order)
+        if index < 0:
+            raise ValueError(f"unknown review order {order!r}; known: {', '.join(v for v, _, _ in ORDER_CHOICES)}")
+        self.order_combo.setCurrentIndex(index)
+        self._order_changed()
+
+    def _order_changed(self) -> None:
+        if self.analysis is not None and self.project is not None:
+            self.all_issues = list_issues(self.project, status=None, order=self.order())
         self._filters_changed()
 
     def _filters_changed(self) -> None:
@@ -283,7 +322,7 @@ class ReviewPanel(QWidget):
             self.message.setText(review.NO_ANALYSIS)
         self.message.setVisible(not has)
         for widget in (self.header, self.counts, self.shown, self.table, self.detail, self.type_combo,
-                       self.class_combo, self.status_combo, *self.buttons.values()):
+                       self.class_combo, self.status_combo, self.order_combo, *self.buttons.values()):
             widget.setVisible(has)
         self.counts.setText(review.counts_text(self.all_issues) if has else "")
         filtered = any(v is not None for v in (self.filters()["type"], self.filters()["class_id"]))
@@ -306,7 +345,10 @@ class ReviewPanel(QWidget):
         else:
             r = self.model.rows[row]
             decided = "" if r.status == "open" else f" <i>({r.status})</i>"
-            self.detail.setText(f"<b>{html.escape(r.problem)}</b> · {html.escape(r.class_name)} · score {r.score} · "
+            gain = ""
+            if self.order() == "impact" and self.analysis is not None:
+                gain = f" · expected gain {issue_impacts(self.analysis, [self.issues[row]])[self.issues[row].id]:.2f}"
+            self.detail.setText(f"<b>{html.escape(r.problem)}</b> · {html.escape(r.class_name)} · score {r.score}{gain} · "
                                 f"{html.escape(r.image)}{decided}<br>Suggested: <b>{html.escape(r.fix)}</b>")
         self._update_buttons()
 

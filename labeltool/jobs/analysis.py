@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from labeltool.core.errors import ModelError
+from labeltool.core.fix_priority import class_headroom
 from labeltool.core.issues import NewIssue, issue_counts, list_issues, record_analysis
 from labeltool.core.progress import Progress
 from labeltool.core.runs import current_run
@@ -108,7 +109,11 @@ def analyze_job(
     config = {"thresholds": quality.thresholds.to_dict(), "preset": preset_name, "weights": weights,
               "folds": None if quick else folds, "fold_budget": {"minutes": minutes_per_fold, "epochs": epochs_per_fold},
               "seed": seed}
-    summary = {"weak_classes": weak, "notes": notes, "folds": fold_info, "n_images": len(samples),
+    # per class id: 1 - out-of-sample AP (floored), what the "biggest gain first" order weighs issues by
+    headroom = class_headroom([c.ap50 for c in evaluation.per_class])
+    summary = {"class_headroom": {str(class_ids[n]): round(float(h), 4) for n, h in zip(class_names, headroom,
+                                                                                       strict=True)},
+               "weak_classes": weak, "notes": notes, "folds": fold_info, "n_images": len(samples),
                "oof_map50": evaluation.map50, "oof_map50_95": evaluation.map50_95,
                "evaluation": evaluation.to_dict(), "timings": quality.timings,
                "wall_s": round(time.monotonic() - t0, 1)}

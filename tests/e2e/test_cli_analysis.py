@@ -37,7 +37,19 @@ def test_analyze_review_and_report(tmp_path: Path) -> None:
     assert sum(i["type"] == "duplicate" for i in issues) >= 3  # one stays open for the report
     assert [i["score"] for i in issues] == sorted(i["score"] for i in issues)
     first = issues[0]
-    assert {"id", "type", "score", "image", "box", "fix"} <= set(first)
+    assert {"id", "type", "score", "impact", "image", "box", "fix"} <= set(first)
+    # the impact order: the same issues, biggest expected gain first; headroom = 1 - the analysis's class AP
+    by_impact = [json.loads(line) for line in cli("issues", tmp_path / "p", "--order", "impact", "--json")
+                 .stdout.splitlines()]
+    assert sorted(i["id"] for i in by_impact) == sorted(i["id"] for i in issues)
+    assert [i["impact"] for i in by_impact] == sorted((i["impact"] for i in issues), reverse=True)
+    with Project.open(tmp_path / "p") as p:
+        headroom = json.loads(p.connection.execute("SELECT summary FROM analyses").fetchone()[0])["class_headroom"]
+        names = {str(c.id): c.name for c in p.classes()}
+    ap = {r["class"]: r["ap50"] for r in result["weak_classes"]}
+    assert {names[cid] for cid in headroom} == set(ap)
+    assert all(room == pytest.approx(max(0.05, 1 - ap[names[cid]]), abs=1e-4)
+               for cid, room in headroom.items() if ap[names[cid]] is not None)
 
     with Project.open(tmp_path / "p") as p:
         boxes_before = p.box_count()

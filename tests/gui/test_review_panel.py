@@ -9,7 +9,15 @@ import pytest
 from PySide6.QtCore import Qt
 
 from labeltool.core.errors import EditError
-from labeltool.core.issues import NewIssue, get_issue, iou, record_analysis
+from labeltool.core.issues import (
+    NewIssue,
+    get_issue,
+    iou,
+    issue_impacts,
+    latest_analysis,
+    list_issues,
+    record_analysis,
+)
 from labeltool.core.model import Issue
 from labeltool.core.store import Project
 from labeltool.gui.canvas import Canvas
@@ -23,7 +31,8 @@ pytestmark = pytest.mark.gui
 SCORES = {"duplicate": 0.05, "overlooked": 0.1, "swap": 0.2, "badloc": 0.3, "spurious": 0.4}
 
 
-def make_project(root: Path, *, mode: str = "kfold", analyse: bool = True) -> tuple[Project, dict[str, int]]:
+def make_project(root: Path, *, mode: str = "kfold", analyse: bool = True,
+                 summary: dict | None = None) -> tuple[Project, dict[str, int]]:
     """A 6-image demo project and an analysis with one issue of each type (plus a second swap);
     returns the open project and ``{type: issue id}`` (``swap2`` for the second swap)."""
     drive(demo_data_job(root / "d", n_images=6, size=64), lambda p: None)
@@ -58,7 +67,7 @@ def make_project(root: Path, *, mode: str = "kfold", analyse: bool = True) -> tu
                  {"action": "set_class", "box_id": swap2.id, "class_id": other2}),
     ]
     record_analysis(project, snapshot_id=project.create_snapshot(), run_id=None, mode=mode,
-                    folds=3 if mode == "kfold" else None, config={}, summary={}, issues=found)
+                    folds=3 if mode == "kfold" else None, config={}, summary=summary or {}, issues=found)
     ids = {}
     for row in project.connection.execute("SELECT id, type, score FROM issues ORDER BY id"):
         ids["swap2" if row[2] == 0.45 else row[1]] = row[0]
@@ -134,6 +143,36 @@ def test_queue_is_ranked_and_filters_change_rows_and_counts(ws) -> None:
     assert len(panel.issues) == 1
     with pytest.raises(ValueError, match="unknown issue type"):
         panel.set_filter(type="nonsense")
+
+
+def test_the_order_box_puts_the_weak_class_first(tmp_path: Path, qtbot) -> None:
+    # the class of the least likely single-class issue (spurious, 0.4) is the weak one: headroom 0.9, others 0.05
+    # (the same demo data gives the same ids, so a first project tells which class that is)
+    project, ids = make_project(tmp_path / "first")
+    weak = get_issue(project, ids["spurious"]).class_id
+    project.close()
+    headroom = {str(c): (0.9 if c == weak else 0.05) for c in range(1, 20)}
+    project, ids = make_project(tmp_path / "weak", summary={"class_headroom": headroom})
+    w = Workspace(project, qtbot)
+    panel = w.panel
+    assert panel.order() == "likely" and panel.issues[0].id == ids["duplicate"]
+    combo = panel.order_combo  # as a user does it
+    combo.setCurrentIndex(combo.findData("impact"))
+    combo.activated.emit(combo.currentIndex())
+    gain = issue_impacts(latest_analysis(project), panel.issues)
+    assert [gain[i.id] for i in panel.issues] == sorted(gain.values(), reverse=True)
+    touches = [weak in (i.class_id, i.fix.get("class_id")) for i in panel.issues]
+    assert touches[0] and touches == sorted(touches, reverse=True)  # every weak-class issue before the others
+    assert w.shown[-1].id == panel.issues[0].id  # its first issue is shown
+    assert f"expected gain {gain[panel.issues[0].id]:.2f}" in panel.detail.text()
+    assert [i.id for i in panel.issues] != [i.id for i in list_issues(project)]
+    panel.set_filter(type="swap")  # filters keep the order
+    assert [gain[i.id] for i in panel.issues] == sorted((gain[i.id] for i in panel.issues), reverse=True)
+    panel.refresh()
+    assert panel.order() == "impact"
+    with pytest.raises(ValueError, match="unknown review order"):
+        panel.set_order("best")
+    project.close()
 
 
 def _box(project: Project, box_id: int):

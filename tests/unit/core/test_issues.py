@@ -116,6 +116,24 @@ def test_record_list_filter_and_rank(w: World) -> None:
         iss.get_analysis(w.p, 99)
 
 
+def test_impact_order_puts_the_weak_class_first(w: World) -> None:
+    # scores: duplicate (crack) .05, overlooked (dent) .1, swap (scratch -> crack) .2, badloc (dent) .3,
+    # spurious (scratch) .4; the analysis found dent and scratch learnt (AP .95, .9) and crack weak (AP .4)
+    headroom = {str(w.scratch): 0.1, str(w.dent): 0.05, str(w.crack): 0.6}
+    w.analyse(w.all(), summary={"weak_classes": [], "class_headroom": headroom})
+    by_impact = iss.list_issues(w.p, order="impact")
+    assert [i.type for i in by_impact] == ["duplicate", "swap", "spurious", "overlooked", "badloc"]
+    gain = iss.issue_impacts(iss.latest_analysis(w.p), by_impact)
+    assert [round(gain[i.id], 3) for i in by_impact] == [0.57, 0.48, 0.06, 0.045, 0.035]  # (1 - score) x headroom
+    assert [i.type for i in iss.list_issues(w.p, order="impact", class_names=["dent"])] == ["overlooked", "badloc"]
+    assert [i.type for i in iss.list_issues(w.p)] == ["duplicate", "overlooked", "swap", "badloc", "spurious"]
+    with pytest.raises(ValueError, match="order must be one of"):
+        iss.list_issues(w.p, order="best")
+    # an analysis recorded before the headroom was kept: every class counts alike, i.e. most likely first
+    w.analyse(w.all())
+    assert [i.type for i in iss.list_issues(w.p, order="impact")] == [i.type for i in iss.list_issues(w.p)]
+
+
 @pytest.mark.parametrize(
     ("bad", "error", "match"),
     [

@@ -127,7 +127,7 @@ def test_html_is_self_contained_escaped_and_shows_everything(s: Setup, tmp_path:
     data = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert data["schema_version"] == 1
     assert {"project", "analysis", "counts", "weak_classes", "summary", "issues", "issues_open"} <= set(data)
-    assert {"id", "type", "score", "image", "class", "box_xyxy", "fix", "fix_text"} <= set(data["issues"][0])
+    assert {"id", "type", "score", "impact", "image", "class", "box_xyxy", "fix", "fix_text"} <= set(data["issues"][0])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html", "report.json"]  # no temp files
 
 
