@@ -12,7 +12,9 @@
       set (--test-images). --arm-results F keeps finished arms, so a cut run goes on where it stopped.
       With --finetune-epochs E the arms do what a user does after fixing issues instead: continue
       training the noisy model (trained --budget-epochs from scratch) for E epochs on their labels
-      (all four arms start from the same weights, which keeps the spread between them small).
+      (all four arms start from the same weights, which keeps the spread between them small); --start-seed S
+      lets several --train-seed runs fine-tune one start model. --ranking picks the top arm's order:
+      impact (likelihood x class headroom), likelihood (the image score) or oracle (most injected errors).
   python bench/label_errors.py speed [--images 1000]
       scoring time for N images x 10 boxes x 100 predictions: ours vs cleanlab's public functions.
 """
@@ -37,6 +39,7 @@ from labeltool.ml.checkpoint import save_checkpoint
 from labeltool.ml.data import Sample
 from labeltool.ml.evaluate import evaluate_detections
 from labeltool.ml.fit import TrainOptions, fit
+from labeltool.ml.fix_priority import class_headroom, image_priorities
 from labeltool.ml.oof import OutOfSample, out_of_sample_predictions
 from labeltool.ml.predict import predict_samples, use_all_cores
 from labeltool.ml.presets import get_preset
@@ -184,6 +187,9 @@ def cmd_detect(args: argparse.Namespace) -> dict[str, Any]:
               "pred_boxes": [d[0] for d in oof.detections], "pred_scores": [d[1] for d in oof.detections],
               "pred_labels": [d[2] for d in oof.detections]}
         ours = score_labels(**kw, num_classes=len(noisy.classes))
+        # the fix order: likelihood x the class's headroom (1 - out-of-sample AP against the noisy labels)
+        oof_eval = evaluate_detections(**kw, class_names=list(noisy.classes))
+        priority = image_priorities(ours.candidates, len(samples), class_headroom([c.ap50 for c in oof_eval.per_class]))
         baseline = cleanlab_default_image_scores(**kw, num_classes=len(noisy.classes))
         items = truth(clean, records)
         corrupted = np.zeros(len(samples), dtype=bool)
@@ -198,12 +204,15 @@ def cmd_detect(args: argparse.Namespace) -> dict[str, Any]:
             "weights": oof.weights, "oof_s": round(oof_s, 1), "per_fold": oof.per_fold,
             "thresholds": ours.thresholds.to_dict(), "scoring_s": round(ours.timings["total"], 3),
             "ours": {"boxes": detection_metrics(ours.candidates, items),
-                     "images": image_metrics(ours.image_scores, corrupted)},
+                     "images": image_metrics(ours.image_scores, corrupted),
+                     "fix_order_images": image_metrics(-priority, corrupted)},
             "cleanlab_default": {"images": image_metrics(np.asarray(baseline), corrupted)},
         }
         if args.budget_minutes or args.budget_epochs:
             errors = errors_per_image(len(samples), items)
-            result["relabel_budget"] = relabel_budget(clean, noisy, errors, ours.image_scores, args, Path(tmp))
+            # oracle: the images holding the most injected errors (an upper bound for any ranking, not a ranking)
+            order = {"impact": -priority, "likelihood": ours.image_scores, "oracle": -errors.astype(float)}[args.ranking]
+            result["relabel_budget"] = relabel_budget(clean, noisy, errors, order, args, Path(tmp))
     return result
 
 
@@ -257,13 +266,19 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
 
     init_dir = None
     if args.finetune_epochs:
-        cache_key += f":finetune{args.finetune_epochs}"
-        init_dir, start = noisy_model(noisy_s, train_idx, test_s, list(clean.classes), budget, train_seed, args,
-                                      work / "noisy-model", key=cache_key)
+        # the start model: trained with --start-seed (default: the training seed); seeds that share it share the model
+        start_seed = train_seed if args.start_seed is None else args.start_seed
+        start_key = (key if start_seed == args.seed else f"{key}:train_seed{start_seed}") + f":finetune{args.finetune_epochs}"
+        cache_key += f":finetune{args.finetune_epochs}" + (f":start_seed{start_seed}" if start_seed != train_seed else "")
+        init_dir, start = noisy_model(noisy_s, train_idx, test_s, list(clean.classes), budget, start_seed, args,
+                                      work / "noisy-model", key=start_key)
         if start is not None:
-            cache[f"{cache_key}:start_model"] = start
+            cache[f"{start_key}:start_model"] = start
             keep()
-    arms = cache.setdefault(cache_key, {})
+    kept = cache.setdefault(cache_key, {})
+    # the top arm is kept per ranking, so both rankings can be compared against the same other arms
+    stored = {a: f"{a}:{args.ranking}" if a == "top_fixed" else a for a in ARMS}
+    arms = {a: kept[stored[a]] for a in ARMS if stored[a] in kept}
     for arm in [a for a in ARMS if a in args.arms]:
         fixed = sorted(fixed_by_arm[arm]) if arm in ("top_fixed", "random_fixed") else None
         if arm in arms and arms[arm].get("fixed") == fixed:
@@ -272,14 +287,14 @@ def relabel_budget(clean: LabelSet, noisy: LabelSet, errors: np.ndarray, image_s
         arm_budget = {"epochs": args.finetune_epochs} if init_dir else budget
         t = time.perf_counter()
         model = train_and_save(train, test_s, list(clean.classes), arm_budget, train_seed, args, init_dir=init_dir)
-        arms[arm] = {**score(model, test_s, list(clean.classes), args), "train_s": round(time.perf_counter() - t, 1),
-                     "fixed": fixed}
+        arms[arm] = kept[stored[arm]] = {**score(model, test_s, list(clean.classes), args),
+                                         "train_s": round(time.perf_counter() - t, 1), "fixed": fixed}
         print(f"[{time.strftime('%H:%M:%S')}] arm {arm}: {json.dumps(arms[arm])}", file=sys.stderr, flush=True)
         keep()
     out: dict[str, Any] = {
         "test_images": len(test_s), "train_images": len(train_idx), "fixed_images": n_fix, "training": budget,
-        "train_seed": train_seed,
-        **({"finetune_epochs": args.finetune_epochs, "start_model": cache.get(f"{cache_key}:start_model")}
+        "train_seed": train_seed, "ranking": args.ranking,
+        **({"finetune_epochs": args.finetune_epochs, "start_model": cache.get(f"{start_key}:start_model")}
            if init_dir else {}),
         # what each 10 % fixes at the label level: the share of the training images' injected errors removed
         "errors_removed": {"top_fixed": round(float(errors[sorted(top)].sum() / max(1, errors[pool].sum())), 4),
@@ -369,7 +384,13 @@ def main() -> None:
                    help="relabel-budget arms to train (comma-separated): " + ",".join(ARMS))
     p.add_argument("--finetune-epochs", type=int, default=0,
                    help="relabel budget: arms continue training the noisy model for this many epochs")
+    p.add_argument("--ranking", default="impact", choices=("impact", "likelihood", "oracle"),
+                   help="relabel budget: fix first by likelihood x class headroom (the queue's fix order), by "
+                        "likelihood alone (the image score), or (upper bound) the images with most injected errors")
     p.add_argument("--train-seed", type=int, help="relabel budget: another training seed, same data, noise and ranking")
+    p.add_argument("--start-seed", type=int,
+                   help="relabel budget with --finetune-epochs: the noisy start model's training seed (default: "
+                        "--train-seed); several --train-seed runs with one --start-seed fine-tune the same model")
     p.add_argument("--arm-results", type=Path, help="keep finished relabel-budget arms in this JSON file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-oof", type=Path, help="write the out-of-sample predictions to this JSON file")

@@ -57,14 +57,14 @@ def format_weak_classes(rows: list[dict[str, Any]]) -> str:
 def issue_dicts(project_dir: Path, *, types: list[str] | None = None, classes: list[str] | None = None,
                 status: str | None = "open", order: str = "likely") -> list[dict[str, Any]]:
     """Issues of the latest analysis as JSON-able dicts (id, type, score, impact, image, box, suggested fix)."""
-    from labeltool.core.issues import issue_impacts, latest_analysis, list_issues
+    from labeltool.core.issues import analysis_headroom, get_analysis, issue_impacts, list_issues
     from labeltool.core.store import Project
 
     with Project.open(project_dir) as project:
         names = {c.id: c.name for c in project.classes()}
         found = list_issues(project, types=types, class_names=classes, status=status, order=order)
-        analysis = latest_analysis(project)
-        gain = issue_impacts(analysis, found) if analysis is not None else {}
+        headroom = analysis_headroom(project, get_analysis(project, found[0].analysis_id)) if found else None
+        gain = issue_impacts(headroom, found)
         out = []
         for issue in found:
             image = project.image(issue.image_id)
@@ -83,6 +83,19 @@ def issue_dicts(project_dir: Path, *, types: list[str] | None = None, classes: l
                         "image": image.path, "image_id": image.id, "box_id": issue.box_id, "box": box,
                         "class": old, "status": issue.status, "fix": fix})
     return out
+
+
+def impact_header(project_dir: Path, issue_id: int) -> str:
+    """What `issues --order impact` ranks by — or why it falls back to most likely first."""
+    from labeltool.core.issues import analysis_headroom, get_analysis, get_issue
+    from labeltool.core.store import Project
+
+    with Project.open(project_dir) as project:
+        analysis = get_analysis(project, get_issue(project, issue_id).analysis_id)
+        if analysis_headroom(project, analysis) is None:
+            why = "a quick check's APs are in-sample" if analysis.mode == "quick" else "its models were too weak to judge classes"
+            return f"most likely first: this analysis cannot tell which classes are weak ({why}); run a full analysis"
+    return "biggest expected model gain first: gain = (1 - score) x the headroom (1 - out-of-sample AP) of the class"
 
 
 def _print_top_issues(project_dir: Path, *, limit: int) -> None:
@@ -117,9 +130,10 @@ def cmd_issues(args: argparse.Namespace) -> int:
     if not rows:
         print("no issues match")
     elif args.order == "impact":
-        print("biggest expected model gain first (impact = (1 - score) x headroom of the class, 1 - its AP):")
+        print(impact_header(Path(args.dir), rows[0]["id"]))
     for r in rows:
-        print(f"#{r['id']:<5} {r['type']:<10} {r['score']:.3f}  {r['impact']:.3f}  {r['status']:<9} {r['image']:<32} "
+        gain = f"gain {r['impact']:.3f}  " if args.order == "impact" else ""
+        print(f"#{r['id']:<5} {r['type']:<10} score {r['score']:.3f}  {gain}{r['status']:<9} {r['image']:<32} "
               f"{r['class'] or '':<12} {r['fix']['words']}")
     return EXIT_OK
 

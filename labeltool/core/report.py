@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import ExportError, ImageLoadError, ProjectError
 from .images import load_image
-from .issues import get_analysis, issue_counts, issue_impacts, latest_analysis, list_issues
+from .issues import analysis_headroom, get_analysis, issue_counts, issue_impacts, latest_analysis, list_issues
 from .model import Issue
 from .store import Project
 
@@ -108,7 +108,7 @@ def analysis_report_data(project: Project, analysis_id: int | None = None, *, ma
     counts = issue_counts(project, analysis_id=analysis.id)
     open_issues = list_issues(project, analysis_id=analysis.id)
     shown = open_issues[:max_issues]
-    gain = issue_impacts(analysis, shown)
+    gain = issue_impacts(analysis_headroom(project, analysis), shown)
     conn = project.connection
     paths = dict(conn.execute("SELECT id, path FROM images").fetchall())
     box_ids = [i.box_id for i in shown if i.box_id is not None]

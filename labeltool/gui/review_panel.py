@@ -41,6 +41,7 @@ from labeltool.core.errors import LabeltoolError
 from labeltool.core.issues import (
     ISSUE_TYPES,
     accept_issues,
+    analysis_headroom,
     issue_impacts,
     latest_analysis,
     list_issues,
@@ -140,7 +141,8 @@ class ReviewPanel(QWidget):
         super().__init__(parent)
         self.project: Project | None = None
         self.analysis: Analysis | None = None
-        self.all_issues: list[Issue] = []  # every issue of the latest analysis, most likely errors first
+        self.all_issues: list[Issue] = []  # every issue of the latest analysis, in the chosen order
+        self.headroom: dict[int, float] | None = None  # what the impact order weighs by (None: it cannot)
         self.issues: list[Issue] = []  # the ones the filters let through (the table's rows)
         self._quiet = False  # selection changes made by refresh() do not emit show_issue
         self.title, self.header, self.warning, self.message = header_labels("Review queue")
@@ -233,7 +235,8 @@ class ReviewPanel(QWidget):
 
     # -- data -------------------------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:
-        """Show ``project``'s latest analysis with the default filters (open issues of any type/class)."""
+        """Show ``project``'s latest analysis with the default filters (open issues of any type/class); the
+        chosen order stays (it is how this user likes to work, not a property of the project)."""
         self.project = project
         for combo in (self.type_combo, self.class_combo, self.status_combo):
             combo.setCurrentIndex(0)
@@ -243,8 +246,7 @@ class ReviewPanel(QWidget):
         """Re-read the latest analysis and its issues; keeps the filters and the selected issue (no signal)."""
         current = self.current_issue()
         self.analysis = latest_analysis(self.project) if self.project is not None else None
-        self.all_issues = list_issues(self.project, status=None, order=self.order()) \
-            if self.analysis is not None else []
+        self._read_issues()
         self._fill_classes()
         self._fill_rows(current.id if current is not None else None)
         self._update_texts()
@@ -284,9 +286,13 @@ class ReviewPanel(QWidget):
         self.order_combo.setCurrentIndex(index)
         self._order_changed()
 
+    def _read_issues(self) -> None:
+        has = self.analysis is not None and self.project is not None
+        self.all_issues = list_issues(self.project, status=None, order=self.order()) if has else []  # type: ignore[arg-type]
+        self.headroom = analysis_headroom(self.project, self.analysis) if has else None  # type: ignore[arg-type]
+
     def _order_changed(self) -> None:
-        if self.analysis is not None and self.project is not None:
-            self.all_issues = list_issues(self.project, status=None, order=self.order())
+        self._read_issues()
         self._filters_changed()
 
     def _filters_changed(self) -> None:
@@ -327,7 +333,11 @@ class ReviewPanel(QWidget):
         self.counts.setText(review.counts_text(self.all_issues) if has else "")
         filtered = any(v is not None for v in (self.filters()["type"], self.filters()["class_id"]))
         base = review.filter_issues(self.all_issues, status=self.filters()["status"])  # type: ignore[arg-type]
-        self.shown.setText(review.shown_text(len(self.issues), len(base), filtered=filtered))
+        shown = review.shown_text(len(self.issues), len(base), filtered=filtered)
+        if has and self.order() == "impact" and self.headroom is None:
+            shown += (" — most likely first: this analysis cannot tell which classes are weak "
+                      f"({'a quick check' if self.analysis and self.analysis.mode == 'quick' else 'its models were too weak'})")
+        self.shown.setText(shown)
         self._update_buttons()
 
     def _update_buttons(self) -> None:
@@ -346,8 +356,8 @@ class ReviewPanel(QWidget):
             r = self.model.rows[row]
             decided = "" if r.status == "open" else f" <i>({r.status})</i>"
             gain = ""
-            if self.order() == "impact" and self.analysis is not None:
-                gain = f" · expected gain {issue_impacts(self.analysis, [self.issues[row]])[self.issues[row].id]:.2f}"
+            if self.order() == "impact" and self.headroom is not None:
+                gain = f" · expected gain {issue_impacts(self.headroom, [self.issues[row]])[self.issues[row].id]:.2f}"
             self.detail.setText(f"<b>{html.escape(r.problem)}</b> · {html.escape(r.class_name)} · score {r.score}{gain} · "
                                 f"{html.escape(r.image)}{decided}<br>Suggested: <b>{html.escape(r.fix)}</b>")
         self._update_buttons()

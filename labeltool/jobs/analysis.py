@@ -14,14 +14,13 @@ from typing import Any
 
 from labeltool.core.errors import ModelError
 from labeltool.core.fix_priority import class_headroom
-from labeltool.core.issues import NewIssue, issue_counts, list_issues, record_analysis
+from labeltool.core.issues import WEAK_MODEL_MAP50, NewIssue, issue_counts, list_issues, record_analysis
 from labeltool.core.progress import Progress
 from labeltool.core.runs import current_run
 from labeltool.core.store import Project
 
 from . import Job
 
-WEAK_MODEL_MAP50 = 0.3  # below this the models miss too much for their disagreement to mean much
 DEFAULT_FOLDS = 3  # 3 folds: each model sees two thirds of the images; more folds cost more training
 QUICK_NOTE = ("quick check: the current model judged the images it was trained on, so it tends to agree with "
               "their labels and misses errors; run the full check (K-fold) for reliable results")
@@ -109,10 +108,13 @@ def analyze_job(
     config = {"thresholds": quality.thresholds.to_dict(), "preset": preset_name, "weights": weights,
               "folds": None if quick else folds, "fold_budget": {"minutes": minutes_per_fold, "epochs": epochs_per_fold},
               "seed": seed}
-    # per class id: 1 - out-of-sample AP (floored), what the "biggest gain first" order weighs issues by
-    headroom = class_headroom([c.ap50 for c in evaluation.per_class])
-    summary = {"class_headroom": {str(class_ids[n]): round(float(h), 4) for n, h in zip(class_names, headroom,
-                                                                                       strict=True)},
+    # per class id: 1 - out-of-sample AP (floored), what the "biggest gain first" order weighs issues by;
+    # none where the APs cannot say which class is weak (in-sample, or models too weak to judge)
+    headroom = None
+    if not quick and evaluation.map50 >= WEAK_MODEL_MAP50:
+        rooms = class_headroom([c.ap50 for c in evaluation.per_class])
+        headroom = {str(class_ids[n]): round(float(h), 4) for n, h in zip(class_names, rooms, strict=True)}
+    summary = {"class_headroom": headroom,
                "weak_classes": weak, "notes": notes, "folds": fold_info, "n_images": len(samples),
                "oof_map50": evaluation.map50, "oof_map50_95": evaluation.map50_95,
                "evaluation": evaluation.to_dict(), "timings": quality.timings,

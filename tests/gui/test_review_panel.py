@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from labeltool.core.errors import EditError
 from labeltool.core.issues import (
     NewIssue,
+    analysis_headroom,
     get_issue,
     iou,
     issue_impacts,
@@ -159,7 +160,7 @@ def test_the_order_box_puts_the_weak_class_first(tmp_path: Path, qtbot) -> None:
     combo = panel.order_combo  # as a user does it
     combo.setCurrentIndex(combo.findData("impact"))
     combo.activated.emit(combo.currentIndex())
-    gain = issue_impacts(latest_analysis(project), panel.issues)
+    gain = issue_impacts(analysis_headroom(project, latest_analysis(project)), panel.issues)
     assert [gain[i.id] for i in panel.issues] == sorted(gain.values(), reverse=True)
     touches = [weak in (i.class_id, i.fix.get("class_id")) for i in panel.issues]
     assert touches[0] and touches == sorted(touches, reverse=True)  # every weak-class issue before the others
@@ -172,6 +173,13 @@ def test_the_order_box_puts_the_weak_class_first(tmp_path: Path, qtbot) -> None:
     assert panel.order() == "impact"
     with pytest.raises(ValueError, match="unknown review order"):
         panel.set_order("best")
+    project.close()
+    # a quick check cannot tell which classes are weak: most likely first, and the panel says why
+    project, ids = make_project(tmp_path / "quick", mode="quick", summary={"class_headroom": headroom})
+    panel.set_project(project)
+    assert panel.order() == "impact" and panel.issues[0].id == ids["duplicate"]
+    assert "cannot tell which classes are weak (a quick check)" in panel.shown.text()
+    assert "expected gain" not in panel.detail.text()
     project.close()
 
 

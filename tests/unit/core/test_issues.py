@@ -123,15 +123,30 @@ def test_impact_order_puts_the_weak_class_first(w: World) -> None:
     w.analyse(w.all(), summary={"weak_classes": [], "class_headroom": headroom})
     by_impact = iss.list_issues(w.p, order="impact")
     assert [i.type for i in by_impact] == ["duplicate", "swap", "spurious", "overlooked", "badloc"]
-    gain = iss.issue_impacts(iss.latest_analysis(w.p), by_impact)
+    gain = iss.issue_impacts(iss.analysis_headroom(w.p, iss.latest_analysis(w.p)), by_impact)
     assert [round(gain[i.id], 3) for i in by_impact] == [0.57, 0.48, 0.06, 0.045, 0.035]  # (1 - score) x headroom
     assert [i.type for i in iss.list_issues(w.p, order="impact", class_names=["dent"])] == ["overlooked", "badloc"]
     assert [i.type for i in iss.list_issues(w.p)] == ["duplicate", "overlooked", "swap", "badloc", "spurious"]
     with pytest.raises(ValueError, match="order must be one of"):
         iss.list_issues(w.p, order="best")
-    # an analysis recorded before the headroom was kept: every class counts alike, i.e. most likely first
-    w.analyse(w.all())
-    assert [i.type for i in iss.list_issues(w.p, order="impact")] == [i.type for i in iss.list_issues(w.p)]
+    likely = ["duplicate", "overlooked", "swap", "badloc", "spurious"]
+    # no headroom: a quick check (in-sample APs), models too weak to judge (stored None), or nothing stored
+    for kw in ({"mode": "quick", "folds": None, "summary": {"class_headroom": headroom}},
+               {"summary": {"class_headroom": None}}, {}):
+        w.analyse(w.all(), **kw)
+        assert iss.analysis_headroom(w.p, iss.latest_analysis(w.p)) is None
+        assert [i.type for i in iss.list_issues(w.p, order="impact")] == likely
+    # recorded before the headroom was kept: taken from the stored per-class AP (names -> ids), junk skipped
+    per_class = [{"name": "scratch", "ap50": 0.9}, {"name": "dent", "ap50": 0.95}, {"name": "crack", "ap50": 0.4},
+                 {"name": "rust", "ap50": 0.1}]
+    w.analyse(w.all(), summary={"oof_map50": 0.6, "evaluation": {"per_class": per_class}})
+    assert iss.analysis_headroom(w.p, iss.latest_analysis(w.p)) == pytest.approx(
+        {w.scratch: 0.1, w.dent: 0.05, w.crack: 0.6})
+    assert [i.type for i in iss.list_issues(w.p, order="impact")][:2] == ["duplicate", "swap"]
+    w.analyse(w.all(), summary={"oof_map50": 0.1, "evaluation": {"per_class": per_class}})  # too weak to judge
+    assert iss.analysis_headroom(w.p, iss.latest_analysis(w.p)) is None
+    w.analyse(w.all(), summary={"class_headroom": {str(w.crack): 0.6, str(w.dent): None, "x": 1.0}})
+    assert iss.analysis_headroom(w.p, iss.latest_analysis(w.p)) == {w.crack: 0.6}
 
 
 @pytest.mark.parametrize(
