@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from labeltool.core.fix_priority import class_headroom, image_impacts
 from labeltool.core.labels import LabelSet
 from labeltool.core.noise import NoiseRecord, inject_noise
 from labeltool.jobs import drive
@@ -39,7 +40,6 @@ from labeltool.ml.checkpoint import save_checkpoint
 from labeltool.ml.data import Sample
 from labeltool.ml.evaluate import evaluate_detections
 from labeltool.ml.fit import TrainOptions, fit
-from labeltool.ml.fix_priority import class_headroom, image_priorities
 from labeltool.ml.oof import OutOfSample, out_of_sample_predictions
 from labeltool.ml.predict import predict_samples, use_all_cores
 from labeltool.ml.presets import get_preset
@@ -189,7 +189,7 @@ def cmd_detect(args: argparse.Namespace) -> dict[str, Any]:
         ours = score_labels(**kw, num_classes=len(noisy.classes))
         # the fix order: likelihood x the class's headroom (1 - out-of-sample AP against the noisy labels)
         oof_eval = evaluate_detections(**kw, class_names=list(noisy.classes))
-        priority = image_priorities(ours.candidates, len(samples), class_headroom([c.ap50 for c in oof_eval.per_class]))
+        priority = image_impacts(ours.candidates, len(samples), class_headroom([c.ap50 for c in oof_eval.per_class]))
         baseline = cleanlab_default_image_scores(**kw, num_classes=len(noisy.classes))
         items = truth(clean, records)
         corrupted = np.zeros(len(samples), dtype=bool)
