@@ -54,17 +54,24 @@ def format_weak_classes(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def issue_dicts(project_dir: Path, *, types: list[str] | None = None, classes: list[str] | None = None,
-                status: str | None = "open", order: str = "likely") -> list[dict[str, Any]]:
-    """Issues of the latest analysis as JSON-able dicts (id, type, score, impact, image, box, suggested fix)."""
-    from labeltool.core.issues import analysis_headroom, get_analysis, issue_impacts, list_issues
+IMPACT_HEADER = "biggest expected model gain first: gain = (1 - score) x the headroom (1 - out-of-sample AP) of the class"
+
+
+def issue_listing(project_dir: Path, *, types: list[str] | None = None, classes: list[str] | None = None,
+                  status: str | None = "open", order: str = "likely") -> tuple[list[dict[str, Any]], str]:
+    """Issues of the latest analysis as JSON-able dicts (id, type, score, impact, image, box, suggested fix),
+    and a line saying what they are ordered by (for the impact order: by the gain, or why not)."""
+    from labeltool.core.issue_order import issue_impacts, issue_queue
     from labeltool.core.store import Project
 
     with Project.open(project_dir) as project:
         names = {c.id: c.name for c in project.classes()}
-        found = list_issues(project, types=types, class_names=classes, status=status, order=order)
-        headroom = analysis_headroom(project, get_analysis(project, found[0].analysis_id)) if found else None
-        gain = issue_impacts(headroom, found)
+        queue = issue_queue(project, order=order, types=types, class_names=classes, status=status)
+        found = queue.issues
+        gain = queue.gains if queue.gains is not None else issue_impacts(None, found)  # no headroom: 1 - score
+        header = "most likely first (lowest score = most likely an error)"
+        if order == "impact":
+            header = IMPACT_HEADER if queue.note is None else f"{queue.note}; run a full analysis"
         out = []
         for issue in found:
             image = project.image(issue.image_id)
@@ -82,24 +89,11 @@ def issue_dicts(project_dir: Path, *, types: list[str] | None = None, classes: l
                         "impact": round(gain[issue.id], 4),
                         "image": image.path, "image_id": image.id, "box_id": issue.box_id, "box": box,
                         "class": old, "status": issue.status, "fix": fix})
-    return out
-
-
-def impact_header(project_dir: Path, issue_id: int) -> str:
-    """What `issues --order impact` ranks by — or why it falls back to most likely first."""
-    from labeltool.core.issues import analysis_headroom, get_analysis, get_issue
-    from labeltool.core.store import Project
-
-    with Project.open(project_dir) as project:
-        analysis = get_analysis(project, get_issue(project, issue_id).analysis_id)
-        if analysis_headroom(project, analysis) is None:
-            why = "a quick check's APs are in-sample" if analysis.mode == "quick" else "its models were too weak to judge classes"
-            return f"most likely first: this analysis cannot tell which classes are weak ({why}); run a full analysis"
-    return "biggest expected model gain first: gain = (1 - score) x the headroom (1 - out-of-sample AP) of the class"
+    return out, header
 
 
 def _print_top_issues(project_dir: Path, *, limit: int) -> None:
-    rows = issue_dicts(project_dir)
+    rows, _ = issue_listing(project_dir)
     if not rows:
         print("no suspected label errors")
         return
@@ -121,8 +115,8 @@ def cmd_issues(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.ids:
         raise ValueError("issue ids are only used with accept or reject")
-    rows = issue_dicts(Path(args.dir), types=args.type, classes=args.cls,
-                       status=None if args.status == "all" else args.status, order=args.order)
+    rows, header = issue_listing(Path(args.dir), types=args.type, classes=args.cls,
+                                 status=None if args.status == "all" else args.status, order=args.order)
     if args.json:
         for r in rows:
             print(json.dumps(r))
@@ -130,7 +124,7 @@ def cmd_issues(args: argparse.Namespace) -> int:
     if not rows:
         print("no issues match")
     elif args.order == "impact":
-        print(impact_header(Path(args.dir), rows[0]["id"]))
+        print(header)
     for r in rows:
         gain = f"gain {r['impact']:.3f}  " if args.order == "impact" else ""
         print(f"#{r['id']:<5} {r['type']:<10} score {r['score']:.3f}  {gain}{r['status']:<9} {r['image']:<32} "

@@ -32,16 +32,11 @@ from typing import Any
 from . import db
 from .edits import Edit, read_row
 from .errors import EditError, ProjectError
-from .fix_priority import class_headroom, impact
 from .model import Analysis, Issue
 from .store import Project, now_iso
 
 ISSUE_TYPES = ("overlooked", "swap", "badloc", "spurious", "duplicate")
 STATUSES = ("open", "accepted", "rejected", "superseded")
-ORDERS = ("likely", "impact")  # review order: most likely errors first / biggest expected model gain first
-# Below this out-of-sample mAP@.5 the fold models miss too much for their disagreement with the labels (or
-# their per-class AP) to mean much: the analysis says so and the weak-class table judges no class.
-WEAK_MODEL_MAP50 = 0.3
 MODES = ("kfold", "quick")
 FIX_ACTIONS = {"overlooked": "add_box", "swap": "set_class", "badloc": "move_box",
                "spurious": "delete_box", "duplicate": "delete_box"}
@@ -302,45 +297,6 @@ def _analysis_id(project: Project, analysis_id: int | None) -> int | None:
     return get_analysis(project, analysis_id).id
 
 
-def analysis_headroom(project: Project, analysis: Analysis) -> dict[int, float] | None:
-    """Class id -> headroom (1 - out-of-sample AP50, floored: ``core/fix_priority.py``), what the impact
-    order weighs issues by. None when the analysis cannot tell which classes are weak: a quick check
-    (its APs are in-sample) or fold models too weak to judge (mAP@.5 below :data:`WEAK_MODEL_MAP50`).
-    Analyses recorded before the headroom was kept get it from their stored per-class AP."""
-    if analysis.mode == "quick":
-        return None
-    summary = analysis.summary
-    if "class_headroom" not in summary:  # recorded before the headroom was kept
-        evaluation = summary.get("evaluation")
-        rows = evaluation.get("per_class") if isinstance(evaluation, dict) else None
-        m = summary.get("oof_map50")
-        if not isinstance(rows, list) or not rows or not isinstance(m, int | float) or not m >= WEAK_MODEL_MAP50:
-            return None
-        ids = {c.name: c.id for c in project.classes()}
-        ap = [r.get("ap50") if isinstance(r, dict) and isinstance(r.get("ap50"), int | float) else None for r in rows]
-        rooms = class_headroom(ap)
-        return {ids[r["name"]]: float(h) for r, h in zip(rows, rooms, strict=True)
-                if isinstance(r, dict) and r.get("name") in ids}
-    raw = summary["class_headroom"]
-    if not isinstance(raw, dict):
-        return None
-    return {int(k): float(v) for k, v in raw.items()
-            if str(k).isdigit() and isinstance(v, int | float) and math.isfinite(v)}
-
-
-def issue_impacts(headroom: dict[int, float] | None, issues: Iterable[Issue]) -> dict[int, float]:
-    """Issue id -> the expected gain of its fix: (1 - score) x the largest headroom of the classes it
-    touches (:func:`analysis_headroom`; a class without one — added since — counts with the mean).
-    Without headroom (None) every class counts alike: 1 - score, i.e. the most likely order."""
-    known = headroom or {}
-    fill = sum(known.values()) / len(known) if known else 1.0
-    out = {}
-    for issue in issues:
-        touched = [c for c in (issue.class_id, issue.fix.get("class_id")) if c is not None]
-        out[issue.id] = impact(issue.score, [known.get(int(c), fill) for c in touched] or [fill])
-    return out
-
-
 def list_issues(
     project: Project,
     *,
@@ -348,17 +304,13 @@ def list_issues(
     types: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
     status: str | None = "open",
-    order: str = "likely",
 ) -> list[Issue]:
-    """Issues of an analysis (default: the latest). ``order`` 'likely': most likely errors first (score
-    ascending); 'impact': biggest expected model gain first (:func:`issue_impacts`, then score; the
-    same as 'likely' where :func:`analysis_headroom` is None).
+    """Issues of an analysis (default: the latest), most likely errors first (score ascending); the
+    impact order and its gains: ``core/issue_order.py``.
 
     ``types``/``class_names``/``status`` filter (None = any). A class matches the issue's class
     (the box's class, or the class to add) and, for 'swap', also the suggested class.
     """
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if types is not None and (bad := [t for t in types if t not in ISSUE_TYPES]):
         raise ValueError(f"unknown issue type(s) {bad}; known: {', '.join(ISSUE_TYPES)}")
     if status is not None and status not in STATUSES:
@@ -383,9 +335,6 @@ def list_issues(
     if class_ids is not None:
         found = [i for i in found
                  if i.class_id in class_ids or (i.type == "swap" and i.fix.get("class_id") in class_ids)]
-    if order == "impact":
-        gain = issue_impacts(analysis_headroom(project, get_analysis(project, aid)), found)
-        found.sort(key=lambda i: -gain[i.id])  # stable: equal gains stay most likely first
     return found
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from .errors import ExportError, ImageLoadError, ProjectError
 from .images import load_image
-from .issues import analysis_headroom, get_analysis, issue_counts, issue_impacts, latest_analysis, list_issues
+from .issue_order import analysis_headroom, issue_impacts
+from .issues import get_analysis, issue_counts, latest_analysis, list_issues
 from .model import Issue
 from .store import Project
 
@@ -97,7 +98,7 @@ def analysis_report_data(project: Project, analysis_id: int | None = None, *, ma
     (rows of ``summary["weak_classes"]``, see WEAK_CLASS_KEYS), summary (the rest of the summary),
     issues_open, and issues: the ``max_issues`` open issues most likely to be errors, each with
     image path, class name, current box xyxy (None for 'overlooked' or a deleted box), impact (the
-    expected model gain of the fix, ``issues.issue_impacts``) and the fix with class names resolved. ProjectError when the project has no analysis yet.
+    expected model gain of the fix, ``issue_order.issue_impacts``) and the fix with class names resolved. ProjectError when the project has no analysis yet.
     """
     if isinstance(max_issues, bool) or not isinstance(max_issues, int) or max_issues < 0:
         raise ValueError(f"max_issues must be an int >= 0, got {max_issues!r}")

@@ -116,20 +116,25 @@ class IssueRow:
     fix: str  # "Change 'dent' to 'scratch'"
     status: str
     tooltip: str
+    gain: str = ""  # '0.31': the expected model gain of the fix ('' when the queue is not in impact order)
 
 
-def issue_rows(issues: Iterable[Issue], *, names: dict[int, str], paths: dict[int, str]) -> list[IssueRow]:
-    """Rows of the queue; ``names``: class id -> name, ``paths``: image id -> project-relative path."""
+def issue_rows(issues: Iterable[Issue], *, names: dict[int, str], paths: dict[int, str],
+               gains: dict[int, float] | None = None) -> list[IssueRow]:
+    """Rows of the queue; ``names``: class id -> name, ``paths``: image id -> project-relative path,
+    ``gains``: issue id -> expected gain (``issue_order.issue_impacts``; shown in the impact order only)."""
     rows = []
     for i in issues:
+        gain = f"{gains[i.id]:.2f}" if gains is not None and i.id in gains else ""
         path = paths.get(i.image_id, f"image {i.image_id} (deleted)")
         fix = fix_text(i, names)
         title, meaning = TYPE_TEXT.get(i.type, (i.type, ""))
         rows.append(IssueRow(
             id=i.id, problem=title, class_name="–" if i.class_id is None else names.get(i.class_id, f"class {i.class_id}"),
             score=f"{i.score:.2f}", image=PurePosixPath(path).name, fix=fix[:1].upper() + fix[1:], status=i.status,
+            gain=gain,
             tooltip=f"{title}: {meaning}.\nSuggested: {fix}.\nImage: {path}\nScore {i.score:.3f} (lower = more "
-                    f"likely a label error) · issue #{i.id} · {i.status}"))
+                    f"likely a label error)" + (f" · expected gain {gain}" if gain else "") + f" · issue #{i.id} · {i.status}"))
     return rows
 
 

@@ -38,22 +38,15 @@ from PySide6.QtWidgets import (
 
 from labeltool.core import review
 from labeltool.core.errors import LabeltoolError
-from labeltool.core.issues import (
-    ISSUE_TYPES,
-    accept_issues,
-    analysis_headroom,
-    issue_impacts,
-    latest_analysis,
-    list_issues,
-    reject_issues,
-)
+from labeltool.core.issue_order import issue_queue
+from labeltool.core.issues import ISSUE_TYPES, accept_issues, latest_analysis, reject_issues
 from labeltool.core.model import Analysis, Issue
 from labeltool.core.report import TYPE_TEXT
 from labeltool.core.store import Project
 
 _Index = QModelIndex | QPersistentModelIndex
-COLUMNS = ("score", "problem", "class", "suggested fix", "image")
-ORDER_CHOICES = (  # (order for issues.list_issues, text, tooltip)
+COLUMNS = ("score", "gain", "problem", "class", "suggested fix", "image")  # "gain": shown in the impact order
+ORDER_CHOICES = (  # (order for issue_order.issue_queue, text, tooltip)
     ("likely", "Most likely first", "The surest label errors first (lowest score)"),
     ("impact", "Biggest gain first",
      "Likely errors in the classes the model finds worst first: the fixes expected to improve the model most "
@@ -107,6 +100,9 @@ class IssueTableModel(QAbstractTableModel):
             return COLUMNS[section]
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and section == 0:
             return "0–1: lower = more likely a label error (the list is sorted by it in 'Most likely first')"
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and section == 1:
+            return ("Expected model gain of the fix: (1 − score) × (1 − the AP of the weakest class it touches); "
+                    "the list is sorted by it in 'Biggest gain first'")
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
@@ -114,10 +110,10 @@ class IssueTableModel(QAbstractTableModel):
             return None
         row = self.rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return (row.score, row.problem, row.class_name, row.fix, row.image)[index.column()]
+            return (row.score, row.gain, row.problem, row.class_name, row.fix, row.image)[index.column()]
         if role == Qt.ItemDataRole.ToolTipRole:
             return row.tooltip
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 0:
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in (0, 1):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.UserRole:
             return row.id
@@ -142,7 +138,8 @@ class ReviewPanel(QWidget):
         self.project: Project | None = None
         self.analysis: Analysis | None = None
         self.all_issues: list[Issue] = []  # every issue of the latest analysis, in the chosen order
-        self.headroom: dict[int, float] | None = None  # what the impact order weighs by (None: it cannot)
+        self.gains: dict[int, float] | None = None  # issue id -> expected gain, in the impact order only
+        self.order_note: str | None = None  # why the impact order could not be used (None: it could, or not asked)
         self.issues: list[Issue] = []  # the ones the filters let through (the table's rows)
         self._quiet = False  # selection changes made by refresh() do not emit show_issue
         self.title, self.header, self.warning, self.message = header_labels("Review queue")
@@ -287,9 +284,12 @@ class ReviewPanel(QWidget):
         self._order_changed()
 
     def _read_issues(self) -> None:
-        has = self.analysis is not None and self.project is not None
-        self.all_issues = list_issues(self.project, status=None, order=self.order()) if has else []  # type: ignore[arg-type]
-        self.headroom = analysis_headroom(self.project, self.analysis) if has else None  # type: ignore[arg-type]
+        queue = issue_queue(self.project, order=self.order(), status=None) \
+            if self.analysis is not None and self.project is not None else None
+        self.all_issues = queue.issues if queue else []
+        self.gains = queue.gains if queue and self.order() == "impact" else None
+        self.order_note = queue.note if queue else None
+        self.table.setColumnHidden(COLUMNS.index("gain"), self.gains is None)
 
     def _order_changed(self) -> None:
         self._read_issues()
@@ -308,7 +308,7 @@ class ReviewPanel(QWidget):
             if self.project is not None and self.issues else {}
         self._quiet = True
         try:
-            self.model.set_rows(review.issue_rows(self.issues, names=names, paths=paths))
+            self.model.set_rows(review.issue_rows(self.issues, names=names, paths=paths, gains=self.gains))
             ids = [i.id for i in self.issues]
             if keep_id in ids:
                 self.table.selectRow(ids.index(keep_id))
@@ -334,9 +334,8 @@ class ReviewPanel(QWidget):
         filtered = any(v is not None for v in (self.filters()["type"], self.filters()["class_id"]))
         base = review.filter_issues(self.all_issues, status=self.filters()["status"])  # type: ignore[arg-type]
         shown = review.shown_text(len(self.issues), len(base), filtered=filtered)
-        if has and self.order() == "impact" and self.headroom is None:
-            shown += (" — most likely first: this analysis cannot tell which classes are weak "
-                      f"({'a quick check' if self.analysis and self.analysis.mode == 'quick' else 'its models were too weak'})")
+        if has and self.order_note is not None:
+            shown += f" — {self.order_note}"
         self.shown.setText(shown)
         self._update_buttons()
 
@@ -355,9 +354,7 @@ class ReviewPanel(QWidget):
         else:
             r = self.model.rows[row]
             decided = "" if r.status == "open" else f" <i>({r.status})</i>"
-            gain = ""
-            if self.order() == "impact" and self.headroom is not None:
-                gain = f" · expected gain {issue_impacts(self.headroom, [self.issues[row]])[self.issues[row].id]:.2f}"
+            gain = f" · expected gain {r.gain}" if r.gain else ""
             self.detail.setText(f"<b>{html.escape(r.problem)}</b> · {html.escape(r.class_name)} · score {r.score}{gain} · "
                                 f"{html.escape(r.image)}{decided}<br>Suggested: <b>{html.escape(r.fix)}</b>")
         self._update_buttons()

@@ -14,7 +14,8 @@ from typing import Any
 
 from labeltool.core.errors import ModelError
 from labeltool.core.fix_priority import class_headroom
-from labeltool.core.issues import WEAK_MODEL_MAP50, NewIssue, issue_counts, list_issues, record_analysis
+from labeltool.core.issue_order import WEAK_MODEL_MAP50
+from labeltool.core.issues import NewIssue, issue_counts, list_issues, record_analysis
 from labeltool.core.progress import Progress
 from labeltool.core.runs import current_run
 from labeltool.core.store import Project

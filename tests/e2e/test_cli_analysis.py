@@ -43,7 +43,8 @@ def test_analyze_review_and_report(tmp_path: Path) -> None:
         summary = json.loads(p.connection.execute("SELECT summary FROM analyses").fetchone()[0])
     assert "class_headroom" in summary and summary["class_headroom"] is None
     text = cli("issues", tmp_path / "p", "--order", "impact").stdout
-    assert text.startswith("most likely first: this analysis cannot tell which classes are weak")
+    assert text.startswith("most likely first: this analysis cannot tell which classes are weak "
+                           "(its fold models were too weak to judge classes")
     by_impact = [json.loads(line) for line in cli("issues", tmp_path / "p", "--order", "impact", "--json")
                  .stdout.splitlines()]
     assert [i["id"] for i in by_impact] == [i["id"] for i in issues]

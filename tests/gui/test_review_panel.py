@@ -9,12 +9,11 @@ import pytest
 from PySide6.QtCore import Qt
 
 from labeltool.core.errors import EditError
+from labeltool.core.issue_order import analysis_headroom, issue_impacts
 from labeltool.core.issues import (
     NewIssue,
-    analysis_headroom,
     get_issue,
     iou,
-    issue_impacts,
     latest_analysis,
     list_issues,
     record_analysis,
@@ -22,7 +21,7 @@ from labeltool.core.issues import (
 from labeltool.core.model import Issue
 from labeltool.core.store import Project
 from labeltool.gui.canvas import Canvas
-from labeltool.gui.review_panel import ReviewPanel
+from labeltool.gui.review_panel import COLUMNS, ReviewPanel
 from labeltool.jobs import drive
 from labeltool.jobs.data import import_job
 from labeltool.jobs.demo import demo_data_job
@@ -157,6 +156,8 @@ def test_the_order_box_puts_the_weak_class_first(tmp_path: Path, qtbot) -> None:
     w = Workspace(project, qtbot)
     panel = w.panel
     assert panel.order() == "likely" and panel.issues[0].id == ids["duplicate"]
+    gain_col = COLUMNS.index("gain")
+    assert panel.table.isColumnHidden(gain_col)  # the gain column only in the impact order
     combo = panel.order_combo  # as a user does it
     combo.setCurrentIndex(combo.findData("impact"))
     combo.activated.emit(combo.currentIndex())
@@ -166,6 +167,10 @@ def test_the_order_box_puts_the_weak_class_first(tmp_path: Path, qtbot) -> None:
     assert touches[0] and touches == sorted(touches, reverse=True)  # every weak-class issue before the others
     assert w.shown[-1].id == panel.issues[0].id  # its first issue is shown
     assert f"expected gain {gain[panel.issues[0].id]:.2f}" in panel.detail.text()
+    assert not panel.table.isColumnHidden(gain_col)
+    shown_gains = [panel.model.data(panel.model.index(r, gain_col)) for r in range(panel.model.rowCount())]
+    assert shown_gains == [f"{gain[i.id]:.2f}" for i in panel.issues]
+    assert "gain" in panel.model.headerData(gain_col, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
     assert [i.id for i in panel.issues] != [i.id for i in list_issues(project)]
     panel.set_filter(type="swap")  # filters keep the order
     assert [gain[i.id] for i in panel.issues] == sorted((gain[i.id] for i in panel.issues), reverse=True)
@@ -173,13 +178,16 @@ def test_the_order_box_puts_the_weak_class_first(tmp_path: Path, qtbot) -> None:
     assert panel.order() == "impact"
     with pytest.raises(ValueError, match="unknown review order"):
         panel.set_order("best")
+    panel.set_order("likely")
+    assert panel.table.isColumnHidden(gain_col) and [i.id for i in panel.issues] == [i.id for i in list_issues(project, types=["swap"])]
+    panel.set_order("impact")
     project.close()
     # a quick check cannot tell which classes are weak: most likely first, and the panel says why
     project, ids = make_project(tmp_path / "quick", mode="quick", summary={"class_headroom": headroom})
     panel.set_project(project)
     assert panel.order() == "impact" and panel.issues[0].id == ids["duplicate"]
-    assert "cannot tell which classes are weak (a quick check)" in panel.shown.text()
-    assert "expected gain" not in panel.detail.text()
+    assert "cannot tell which classes are weak (a quick check's per-class APs are in-sample)" in panel.shown.text()
+    assert "expected gain" not in panel.detail.text() and panel.table.isColumnHidden(gain_col)
     project.close()
 
 
@@ -325,7 +333,7 @@ def test_a_mouse_click_on_a_row_enables_accept_and_reject(ws, qtbot) -> None:
     panel.show()
     qtbot.waitExposed(panel)
     assert not panel.buttons["accept"].isEnabled()  # nothing chosen yet
-    rect = panel.table.visualRect(panel.model.index(1, 1))
+    rect = panel.table.visualRect(panel.model.index(1, COLUMNS.index("problem")))
     qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert panel.current_issue() == panel.issues[1] and ws.shown[-1] == panel.issues[1]
     assert panel.buttons["accept"].isEnabled() and panel.buttons["reject"].isEnabled()

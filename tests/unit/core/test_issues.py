@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from labeltool.core import issue_order as order
 from labeltool.core import issues as iss
 from labeltool.core.errors import EditError, ProjectError
 from labeltool.core.issues import NewIssue
@@ -121,33 +122,43 @@ def test_impact_order_puts_the_weak_class_first(w: World) -> None:
     # spurious (scratch) .4; the analysis found dent and scratch learnt (AP .95, .9) and crack weak (AP .4)
     headroom = {str(w.scratch): 0.1, str(w.dent): 0.05, str(w.crack): 0.6}
     w.analyse(w.all(), summary={"weak_classes": [], "class_headroom": headroom})
-    by_impact = iss.list_issues(w.p, order="impact")
-    assert [i.type for i in by_impact] == ["duplicate", "swap", "spurious", "overlooked", "badloc"]
-    gain = iss.issue_impacts(iss.analysis_headroom(w.p, iss.latest_analysis(w.p)), by_impact)
-    assert [round(gain[i.id], 3) for i in by_impact] == [0.57, 0.48, 0.06, 0.045, 0.035]  # (1 - score) x headroom
-    assert [i.type for i in iss.list_issues(w.p, order="impact", class_names=["dent"])] == ["overlooked", "badloc"]
-    assert [i.type for i in iss.list_issues(w.p)] == ["duplicate", "overlooked", "swap", "badloc", "spurious"]
-    with pytest.raises(ValueError, match="order must be one of"):
-        iss.list_issues(w.p, order="best")
+    queue = order.issue_queue(w.p, order="impact")
+    assert [i.type for i in queue.issues] == ["duplicate", "swap", "spurious", "overlooked", "badloc"]
+    assert queue.note is None
+    assert [round(queue.gains[i.id], 3) for i in queue.issues] == [0.57, 0.48, 0.06, 0.045, 0.035]  # (1-score) x room
+    rooms = order.analysis_headroom(w.p, iss.latest_analysis(w.p))
+    assert order.issue_impacts(rooms, queue.issues) == queue.gains
+    assert [i.id for i in order.by_impact(iss.list_issues(w.p), rooms)] == [i.id for i in queue.issues]
+    dent = order.issue_queue(w.p, order="impact", class_names=["dent"])
+    assert [i.type for i in dent.issues] == ["overlooked", "badloc"]
     likely = ["duplicate", "overlooked", "swap", "badloc", "spurious"]
+    same = order.issue_queue(w.p)  # most likely first, gains kept (the CLI's JSON shows them in either order)
+    assert [i.type for i in same.issues] == likely and same.gains == queue.gains and same.note is None
+    assert [i.type for i in iss.list_issues(w.p)] == likely
+    with pytest.raises(ValueError, match="order must be one of"):
+        order.issue_queue(w.p, order="best")
     # no headroom: a quick check (in-sample APs), models too weak to judge (stored None), or nothing stored
-    for kw in ({"mode": "quick", "folds": None, "summary": {"class_headroom": headroom}},
-               {"summary": {"class_headroom": None}}, {}):
+    for kw, why in (({"mode": "quick", "folds": None, "summary": {"class_headroom": headroom}}, "in-sample"),
+                    ({"summary": {"class_headroom": None, "oof_map50": 0.12}}, "too weak to judge classes (mAP@.5 0.12"),
+                    ({}, "kept no per-class out-of-sample AP")):
         w.analyse(w.all(), **kw)
-        assert iss.analysis_headroom(w.p, iss.latest_analysis(w.p)) is None
-        assert [i.type for i in iss.list_issues(w.p, order="impact")] == likely
+        assert order.analysis_headroom(w.p, iss.latest_analysis(w.p)) is None
+        queue = order.issue_queue(w.p, order="impact")
+        assert [i.type for i in queue.issues] == likely and queue.gains is None
+        assert queue.note.startswith("most likely first: this analysis cannot tell") and why in queue.note
+        assert order.issue_queue(w.p).note is None  # only the impact order needs the headroom
+        assert order.by_impact(iss.list_issues(w.p), None) == iss.list_issues(w.p)  # no headroom: order unchanged
     # recorded before the headroom was kept: taken from the stored per-class AP (names -> ids), junk skipped
     per_class = [{"name": "scratch", "ap50": 0.9}, {"name": "dent", "ap50": 0.95}, {"name": "crack", "ap50": 0.4},
                  {"name": "rust", "ap50": 0.1}]
     w.analyse(w.all(), summary={"oof_map50": 0.6, "evaluation": {"per_class": per_class}})
-    assert iss.analysis_headroom(w.p, iss.latest_analysis(w.p)) == pytest.approx(
+    assert order.analysis_headroom(w.p, iss.latest_analysis(w.p)) == pytest.approx(
         {w.scratch: 0.1, w.dent: 0.05, w.crack: 0.6})
-    assert [i.type for i in iss.list_issues(w.p, order="impact")][:2] == ["duplicate", "swap"]
+    assert [i.type for i in order.issue_queue(w.p, order="impact").issues][:2] == ["duplicate", "swap"]
     w.analyse(w.all(), summary={"oof_map50": 0.1, "evaluation": {"per_class": per_class}})  # too weak to judge
-    assert iss.analysis_headroom(w.p, iss.latest_analysis(w.p)) is None
+    assert order.analysis_headroom(w.p, iss.latest_analysis(w.p)) is None
     w.analyse(w.all(), summary={"class_headroom": {str(w.crack): 0.6, str(w.dent): None, "x": 1.0}})
-    assert iss.analysis_headroom(w.p, iss.latest_analysis(w.p)) == {w.crack: 0.6}
-
+    assert order.analysis_headroom(w.p, iss.latest_analysis(w.p)) == {w.crack: 0.6}
 
 @pytest.mark.parametrize(
     ("bad", "error", "match"),

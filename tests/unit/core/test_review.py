@@ -104,6 +104,9 @@ def test_rows_say_the_fix_in_words(world) -> None:
     assert rows[issues["overlooked"].id].fix == "Add a 'scratch' box" and rows[issues["overlooked"].id].image == "b.png"
     assert rows[issues["badloc"].id].fix == "Snap the box" and rows[issues["spurious"].id].fix == "Delete the box"
     assert "images/sub/b.png" in rows[issues["spurious"].id].tooltip
+    assert swap.gain == "" and "gain" not in swap.tooltip  # no gains given: the likely order
+    gained = review.issue_rows([issues["swap"]], names=names, paths=paths, gains={issues["swap"].id: 0.4321})
+    assert gained[0].gain == "0.43" and "expected gain 0.43" in gained[0].tooltip
     gone = review.issue_rows([issues["spurious"]], names=names, paths={})
     assert gone[0].image == f"image {ids['b']} (deleted)"
 
