@@ -58,9 +58,9 @@ IMPACT_HEADER = "biggest expected model gain first: gain = (1 - score) x the hea
 
 
 def issue_listing(project_dir: Path, *, types: list[str] | None = None, classes: list[str] | None = None,
-                  status: str | None = "open", order: str = "likely") -> tuple[list[dict[str, Any]], str]:
+                  status: str | None = "open", order: str = "likely") -> tuple[list[dict[str, Any]], str | None]:
     """Issues of the latest analysis as JSON-able dicts (id, type, score, impact, image, box, suggested fix),
-    and a line saying what they are ordered by (for the impact order: by the gain, or why not)."""
+    and for the impact order a line saying what they are ordered by (the gain, or why not; else None)."""
     from labeltool.core.issue_order import issue_impacts, issue_queue
     from labeltool.core.store import Project
 
@@ -69,9 +69,7 @@ def issue_listing(project_dir: Path, *, types: list[str] | None = None, classes:
         queue = issue_queue(project, order=order, types=types, class_names=classes, status=status)
         found = queue.issues
         gain = queue.gains if queue.gains is not None else issue_impacts(None, found)  # no headroom: 1 - score
-        header = "most likely first (lowest score = most likely an error)"
-        if order == "impact":
-            header = IMPACT_HEADER if queue.note is None else f"{queue.note}; run a full analysis"
+        header = (IMPACT_HEADER if queue.note is None else queue.note) if order == "impact" else None
         out = []
         for issue in found:
             image = project.image(issue.image_id)

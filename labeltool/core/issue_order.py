@@ -5,7 +5,8 @@
 touches (``core/fix_priority.py``), with the headroom per class taken from the analysis that found the
 issues. An analysis that cannot tell which classes are weak (a quick check's in-sample APs, fold models
 too weak to judge) has no headroom: the impact order then stays most likely first, and
-:attr:`IssueQueue.note` says why. The CLI, the review panel and the report all order through here.
+:attr:`IssueQueue.note` says why. The CLI and the review panel order through :func:`issue_queue`; the
+report (most likely first) takes its gains from :func:`issue_impacts`.
 """
 
 from __future__ import annotations
@@ -65,13 +66,15 @@ def issue_impacts(headroom: dict[int, float] | None, issues: Iterable[Issue]) ->
 
 
 def no_headroom_reason(analysis: Analysis) -> str:
-    """Why :func:`analysis_headroom` is None for ``analysis`` (the impact order then stays most likely first)."""
+    """Why :func:`analysis_headroom` is None for ``analysis`` (the impact order then stays most likely
+    first), and what to do about it."""
     if analysis.mode == "quick":
-        return "a quick check's per-class APs are in-sample"
+        return "a quick check's per-class APs are in-sample; run a full analysis"
     m = analysis.summary.get("oof_map50")
     if isinstance(m, int | float) and m < WEAK_MODEL_MAP50:
-        return f"its fold models were too weak to judge classes (mAP@.5 {m:.2f}, below {WEAK_MODEL_MAP50})"
-    return "it kept no per-class out-of-sample AP"
+        return (f"its fold models were too weak to judge classes, mAP@.5 {m:.2f} (below {WEAK_MODEL_MAP50}); "
+                "give the analysis more minutes, or pretrained weights")
+    return "it kept no per-class out-of-sample AP; analyze again"
 
 
 def by_impact(issues: Sequence[Issue], headroom: dict[int, float] | None) -> list[Issue]:
@@ -87,7 +90,7 @@ class IssueQueue:
 
     issues: list[Issue]
     gains: dict[int, float] | None  # issue id -> expected gain (:func:`issue_impacts`); None: no class headroom
-    note: str | None  # impact order asked for but unusable: "most likely first: ... (why)"; else None
+    note: str | None  # impact order asked for but unusable: "most likely first — ...: why; what to do"; else None
 
 
 def issue_queue(project: Project, *, order: str = "likely", types: Sequence[str] | None = None,
@@ -105,5 +108,5 @@ def issue_queue(project: Project, *, order: str = "likely", types: Sequence[str]
         if headroom is not None:
             found = by_impact(found, headroom)
         elif analysis is not None:
-            note = f"most likely first: this analysis cannot tell which classes are weak ({no_headroom_reason(analysis)})"
+            note = f"most likely first — this analysis cannot tell which classes are weak: {no_headroom_reason(analysis)}"
     return IssueQueue(found, gains, note)

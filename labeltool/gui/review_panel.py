@@ -101,8 +101,8 @@ class IssueTableModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and section == 0:
             return "0–1: lower = more likely a label error (the list is sorted by it in 'Most likely first')"
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and section == 1:
-            return ("Expected model gain of the fix: (1 − score) × (1 − the AP of the weakest class it touches); "
-                    "the list is sorted by it in 'Biggest gain first'")
+            return ("Expected model gain of the fix: (1 − score) × the headroom (about 1 − AP) of the weakest class "
+                    "it touches; the list is sorted by it in 'Biggest gain first'")
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
@@ -166,6 +166,7 @@ class ReviewPanel(QWidget):
         self.counts = QLabel()
         self.counts.setWordWrap(True)
         self.shown = QLabel()
+        self.shown.setWordWrap(True)  # the impact order's fallback note is long: wrap, do not widen the dock
         self.model = IssueTableModel(self)
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -335,7 +336,7 @@ class ReviewPanel(QWidget):
         base = review.filter_issues(self.all_issues, status=self.filters()["status"])  # type: ignore[arg-type]
         shown = review.shown_text(len(self.issues), len(base), filtered=filtered)
         if has and self.order_note is not None:
-            shown += f" — {self.order_note}"
+            shown += f" · {self.order_note}"
         self.shown.setText(shown)
         self._update_buttons()
 

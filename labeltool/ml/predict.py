@@ -39,7 +39,7 @@ def use_all_cores() -> int:
     """
     n = os.cpu_count() or 1
     cap = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if cap.isdigit() and int(cap) > 0:
+    if cap.isascii() and cap.isdecimal() and int(cap) > 0:
         n = min(n, int(cap))
     torch.set_num_threads(n)
     return n

@@ -43,12 +43,29 @@ def test_analyze_review_and_report(tmp_path: Path) -> None:
         summary = json.loads(p.connection.execute("SELECT summary FROM analyses").fetchone()[0])
     assert "class_headroom" in summary and summary["class_headroom"] is None
     text = cli("issues", tmp_path / "p", "--order", "impact").stdout
-    assert text.startswith("most likely first: this analysis cannot tell which classes are weak "
-                           "(its fold models were too weak to judge classes")
+    assert text.startswith("most likely first — this analysis cannot tell which classes are weak: "
+                           "its fold models were too weak to judge classes")
+    assert "give the analysis more minutes, or pretrained weights" in text.splitlines()[0]
     by_impact = [json.loads(line) for line in cli("issues", tmp_path / "p", "--order", "impact", "--json")
                  .stdout.splitlines()]
     assert [i["id"] for i in by_impact] == [i["id"] for i in issues]
     assert all(i["impact"] == pytest.approx(1 - i["score"], abs=2e-4) for i in by_impact)
+    # with class headroom (as a full analysis with usable fold models stores it): ordered by gain, shown per row
+    with Project.open(tmp_path / "p") as p:
+        weak_id = next(c.id for c in p.classes() if c.name == issues[-1]["class"]) if issues[-1]["class"] else None
+        rooms = {str(c.id): (0.9 if c.id == weak_id else 0.05) for c in p.classes()}
+        p.connection.execute("UPDATE analyses SET summary = ?", (json.dumps({**summary, "class_headroom": rooms}),))
+        p.connection.commit()
+    lines = cli("issues", tmp_path / "p", "--order", "impact").stdout.splitlines()
+    assert lines[0].startswith("biggest expected model gain first")
+    gains = [float(line.split("gain ")[1].split()[0]) for line in lines[1:]]
+    assert len(gains) == len(issues) and gains == sorted(gains, reverse=True)
+    if weak_id is not None:  # an issue of the weak class first (the least likely issue's class was made weak)
+        top = next(i for i in issues if lines[1].startswith(f"#{i['id']} "))
+        assert issues[-1]["class"] in (top["class"], top["fix"].get("class"))
+    with Project.open(tmp_path / "p") as p:
+        p.connection.execute("UPDATE analyses SET summary = ?", (json.dumps(summary),))
+        p.connection.commit()
 
     with Project.open(tmp_path / "p") as p:
         boxes_before = p.box_count()

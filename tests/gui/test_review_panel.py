@@ -186,8 +186,15 @@ def test_the_order_box_puts_the_weak_class_first(tmp_path: Path, qtbot) -> None:
     project, ids = make_project(tmp_path / "quick", mode="quick", summary={"class_headroom": headroom})
     panel.set_project(project)
     assert panel.order() == "impact" and panel.issues[0].id == ids["duplicate"]
-    assert "cannot tell which classes are weak (a quick check's per-class APs are in-sample)" in panel.shown.text()
+    assert "cannot tell which classes are weak: a quick check's per-class APs are in-sample" in panel.shown.text()
     assert "expected gain" not in panel.detail.text() and panel.table.isColumnHidden(gain_col)
+    project.close()
+    # fold models too weak to judge: says so, and the long note wraps instead of widening the dock
+    project, ids = make_project(tmp_path / "weakmodels", summary={"class_headroom": None, "oof_map50": 0.12})
+    panel.set_project(project)
+    assert panel.issues[0].id == ids["duplicate"] and panel.table.isColumnHidden(gain_col)
+    assert "too weak to judge classes, mAP@.5 0.12" in panel.shown.text()
+    assert panel.minimumSizeHint().width() < 600
     project.close()
 
 

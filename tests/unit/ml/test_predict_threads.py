@@ -25,7 +25,7 @@ def test_every_core_unless_omp_num_threads_caps_it(monkeypatch, keep_threads) ->
     assert use_all_cores() == 1 and torch.get_num_threads() == 1
     monkeypatch.setenv("OMP_NUM_THREADS", str(cores + 8))  # never more threads than cores
     assert use_all_cores() == cores
-    for junk in ("", "0", "-2", "two"):  # not a positive whole number: ignored
+    for junk in ("", "0", "-2", "two", "²", "1.5"):  # not a positive whole number: ignored
         monkeypatch.setenv("OMP_NUM_THREADS", junk)
         assert use_all_cores() == cores
 
