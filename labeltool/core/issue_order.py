@@ -77,13 +77,6 @@ def no_headroom_reason(analysis: Analysis) -> str:
     return "it kept no per-class out-of-sample AP; analyze again"
 
 
-def by_impact(issues: Sequence[Issue], headroom: dict[int, float] | None) -> list[Issue]:
-    """``issues`` with the biggest expected model gain first (:func:`issue_impacts`); the sort is stable, so
-    equal gains keep their order (most likely first when the issues come from :func:`list_issues`)."""
-    gain = issue_impacts(headroom, issues)
-    return sorted(issues, key=lambda i: -gain[i.id])
-
-
 @dataclass(frozen=True, slots=True)
 class IssueQueue:
     """Issues in review order, their expected gains, and why the impact order could not be used."""
@@ -99,14 +92,16 @@ def issue_queue(project: Project, *, order: str = "likely", types: Sequence[str]
     the analysis's headroom once. The gains are there whenever the analysis has headroom, in either order."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-    found = list_issues(project, types=types, class_names=class_names, status=status)
     analysis = latest_analysis(project)
-    headroom = analysis_headroom(project, analysis) if analysis is not None else None
+    if analysis is None:
+        return IssueQueue([], None, None)
+    found = list_issues(project, analysis_id=analysis.id, types=types, class_names=class_names, status=status)
+    headroom = analysis_headroom(project, analysis)
     gains = issue_impacts(headroom, found) if headroom is not None else None
     note = None
     if order == "impact":
-        if headroom is not None:
-            found = by_impact(found, headroom)
-        elif analysis is not None:
+        if gains is not None:
+            found = sorted(found, key=lambda i: -gains[i.id])  # stable: equal gains stay most likely first
+        else:
             note = f"most likely first — this analysis cannot tell which classes are weak: {no_headroom_reason(analysis)}"
     return IssueQueue(found, gains, note)

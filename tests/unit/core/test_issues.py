@@ -147,7 +147,7 @@ def test_impact_order_puts_the_weak_class_first(w: World) -> None:
         assert [i.type for i in queue.issues] == likely and queue.gains is None
         assert queue.note.startswith("most likely first — this analysis cannot tell") and why in queue.note
         assert order.issue_queue(w.p).note is None  # only the impact order needs the headroom
-        assert order.by_impact(iss.list_issues(w.p), None) == iss.list_issues(w.p)  # no headroom: order unchanged
+        assert queue.issues == iss.list_issues(w.p)  # no headroom: order unchanged
     # recorded before the headroom was kept: taken from the stored per-class AP (names -> ids), junk skipped
     per_class = [{"name": "scratch", "ap50": 0.9}, {"name": "dent", "ap50": 0.95}, {"name": "crack", "ap50": 0.4},
                  {"name": "rust", "ap50": 0.1}]
