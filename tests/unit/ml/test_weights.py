@@ -23,8 +23,8 @@ from labeltool.ml.weights import (
     resolve_weights,
 )
 
-EDGE = get_preset("edge")
-BACKBONE = EDGE.backbone  # mobilenetv3_large_100: the fastest to build
+EDGE = get_preset("mobilenetv3")  # a timm-named backbone with no weight package: the file, cache and download paths
+BACKBONE = EDGE.backbone  # mobilenetv3_large_100
 CHECK_KEYS = ("conv_stem.weight", "bn1.running_mean", "blocks.3.0.conv_pw.weight", "blocks.6.0.conv.weight")
 _unpickled: list[str] = []
 
