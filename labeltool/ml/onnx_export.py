@@ -66,6 +66,46 @@ class _ExportGraph(nn.Module):
         return out["cls_logits"], out["bbox_regression"]
 
 
+class _PaddedConv(nn.Module):
+    """A timm ``Conv2dSame`` with its TF "same" padding fixed for one input size: a constant zero pad,
+    then the plain convolution (what ``Conv2dSame`` computes, without shape arithmetic in the graph)."""
+
+    def __init__(self, conv: nn.Conv2d, pad: list[int]) -> None:
+        super().__init__()
+        self.pad = nn.ZeroPad2d(tuple(pad))  # (left, right, top, bottom)
+        self.conv = conv
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.Conv2d.forward(self.conv, self.pad(x))  # Conv2dSame's own padding attribute is 0
+
+
+def _static_same_padding(graph: _ExportGraph, image_size: int) -> int:
+    """Replace every timm ``Conv2dSame`` (EfficientNet-Lite's stride-2 convs) by a constant pad + conv
+    for the fixed ``image_size`` input. Traced as is, its padding is computed from the input's shape at
+    run time (Shape/Div/Ceil ops); onnxruntime's INT8 preparation mis-sized those pads (a 128 px input
+    gave 15x15 instead of 16x16 P3 cells). Returns how many convs were replaced."""
+    from timm.layers.conv2d_same import Conv2dSame
+    from timm.layers.padding import pad_same_arg
+
+    convs = {name: m for name, m in graph.named_modules() if isinstance(m, Conv2dSame)}
+    if not convs:
+        return 0
+    sizes: dict[str, list[int]] = {}
+    hooks = [m.register_forward_pre_hook(lambda _m, args, name=name: sizes.__setitem__(name, list(args[0].shape[-2:])))
+             for name, m in convs.items()]
+    try:
+        with torch.no_grad():
+            graph(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for name, conv in convs.items():
+        pad = pad_same_arg(sizes[name], list(conv.weight.shape[-2:]), list(conv.stride), list(conv.dilation))
+        parent, _, child = name.rpartition(".")
+        setattr(graph.get_submodule(parent) if parent else graph, child, _PaddedConv(conv, [int(p) for p in pad]))
+    return len(convs)
+
+
 def _check_model(model: object, image_size: object) -> None:
     if not isinstance(model, RetinaNet):
         raise TypeError(f"model must be a torchvision RetinaNet, got {type(model).__name__}")
@@ -104,6 +144,7 @@ def export_onnx(model: RetinaNet, *, image_size: int, path: Path, opset: int = D
         raise ValueError(f"opset must be an int >= 17, got {opset!r}")
     path = Path(path)
     graph = _ExportGraph(_cpu_copy(model)).eval()
+    _static_same_padding(graph, image_size)
     dummy = torch.rand(1, 3, image_size, image_size, generator=torch.Generator().manual_seed(0))
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
