@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from labeltool.core.errors import LabeltoolError
 from labeltool.jobs.demo import DEMO_ANALYZE_MINUTES, DEMO_FINETUNE_EPOCHS, DEMO_REVIEW, DEMO_TRAIN_MINUTES
+from labeltool.ml.presets import PRESETS
 
 from .analysis import add_parsers
 from .augment import add_parsers as add_augment_parsers
@@ -64,16 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", cmd_train, "fine-tune the detector on the project's labels (the run becomes the current model)")
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--preset", default="edge", help="edge (default, MobileNetV3), balanced (ResNet-18), accurate (ResNet-50)")
+    p.add_argument("--preset", default="edge", help=f"{' / '.join(PRESETS)}: edge (default, EfficientNet-Lite0, "
+                   "pretrained from its pip package), balanced (EfficientNet-Lite2), accurate (ResNet-50), "
+                   "mobilenetv3 / resnet18 (the earlier presets; bring their weights)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help="train for N epochs (early stopping may end sooner)")
     budget.add_argument("--minutes", type=float, help="train for M minutes (default on CPU: 10)")
-    p.add_argument("--weights", metavar="FILE", help="pretrained backbone weights (.safetensors); default: models/ then cache")
+    p.add_argument("--weights", metavar="FILE", help="pretrained backbone weights (.safetensors or .pth); default: models/, the installed weight package, then the cache")
     p.add_argument("--allow-download", action="store_true", help="download pretrained weights when not found locally")
     p.add_argument("--balanced", action="store_true", help="class-balanced sampling (rare classes seen more often)")
     p.add_argument("--no-derived", action="store_true", help="leave the derived (augmented) images out of training")
     p.add_argument("--continue-from", metavar="RUN", dest="init_from",
-                   help="fine-tune an earlier model instead of starting afresh: 'current' or a run id (`labeltool runs`)")
+                   help="fine-tune an earlier model instead of starting afresh: 'current' or a run id (`labeltool runs`); the model keeps its own backbone and input size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda")
     p.add_argument("--batch-size", type=int)

@@ -64,6 +64,7 @@ WEIGHTS_EXTENSIONS = (".safetensors", ".pth", ".pt", ".bin")  # accepted backbon
 # does not use) before it is rejected as a file of another backbone; more fails loudly.
 WEIGHTS_MAX_MISSING_KEYS = 4
 GROUPNORM_GROUPS = 16  # GroupNorm groups in the detection head; fpn_channels must be a multiple
-CHECKPOINT_VERSION = 1  # bump when the run checkpoint layout (model.safetensors + config.json) changes
+CHECKPOINT_VERSION = 2  # bump when the run checkpoint layout (model.safetensors + config.json) changes
+# 2: the preset gained backbone_lr_scale, frozen_bn, frozen_stages (version 1 configs load with their defaults)
 CHECKPOINT_WEIGHTS_FILENAME = "model.safetensors"
 CHECKPOINT_CONFIG_FILENAME = "config.json"

@@ -208,7 +208,9 @@ class ExportPanel(QWidget):
         else:
             map50 = run.metrics.get("map50")
             score = f", validation mAP@.5 {map50:.3f}" if isinstance(map50, int | float) else ""
-            self.model_label.setText(f"Exports the current model: run {run.id} ({run.preset} preset{score}).")
+            backbone = (run.config.get("preset") or {}).get("backbone")  # names changed meaning: say which network
+            net = f", {backbone}" if isinstance(backbone, str) else ""
+            self.model_label.setText(f"Exports the current model: run {run.id} ({run.preset} preset{net}{score}).")
         self._new_out_dir()
         self.set_bundle(latest_bundle(project.root))
 

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from labeltool.core.model import Run
 from labeltool.core.progress import Progress
 from labeltool.core.runs import current_run
 from labeltool.core.store import Project
@@ -39,6 +40,7 @@ from labeltool.jobs.panel_views import (
     points,
     train_footer,
 )
+from labeltool.ml.presets import current_preset_for
 from labeltool.ml.train_defaults import TrainDefaults, choose_train_defaults, detect_device
 
 from .loss_plot import LossPlot
@@ -183,7 +185,7 @@ class TrainPanel(QWidget):
             self._device = detect_device()
         self.defaults = choose_train_defaults(
             n_images=n_images, n_boxes=n_boxes, device="cuda" if self._device == "cuda" else "cpu",
-            cpu_count=self._cpu_count, has_previous_run=run is not None, previous_preset=run.preset if run else None)
+            cpu_count=self._cpu_count, has_previous_run=run is not None, previous_preset=_preset_name(run))
         self.plan_label.setText(self.defaults.explanation)
         self.warning_label.setText("\n".join(self.defaults.warnings))
         self.warning_label.setVisible(bool(self.defaults.warnings))
@@ -306,3 +308,12 @@ class TrainPanel(QWidget):
         ready = self.defaults is not None and self.defaults.ready
         self.train_button.setEnabled(ready and not self._running)
         self.cancel_button.setEnabled(self._running)
+
+
+def _preset_name(run: Run | None) -> str | None:
+    """Today's name of the preset that builds the current model's network (names changed meaning: the
+    earlier 'edge' was MobileNetV3, today's is EfficientNet-Lite0); None when no preset does."""
+    if run is None:
+        return None
+    found = current_preset_for(run.config.get("preset"))
+    return found.name if found else None

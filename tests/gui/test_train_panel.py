@@ -63,7 +63,7 @@ def test_fine_tune_emits_a_train_job_request_with_the_defaults(qtbot, tmp_path: 
             panel.train_button.click()
     target, kwargs = blocker.args
     assert target == TRAIN_TARGET == "labeltool.jobs.model:train_job"
-    assert kwargs == {"project_dir": str(project_dir.resolve()), "preset": "edge", "epochs": 60, "patience": 15}
+    assert kwargs == {"project_dir": str(project_dir.resolve()), "preset": "edge", "epochs": 40, "patience": 10}
     panel.set_running(True)
     assert not panel.train_button.isEnabled() and panel.cancel_button.isEnabled()
     with qtbot.waitSignal(panel.cancel_requested, timeout=1000):
@@ -94,7 +94,7 @@ def test_real_trainings_draw_the_plot_and_fill_the_comparison(qtbot, tmp_path: P
         n_train = sum(e.stage == "train" for e in events)
         assert n_train >= 2 and panel.plot.n_loss_points == n_train
         assert panel.plot.n_map_points == 2 == sum(e.stage == "eval" for e in events)
-        assert panel.weights_label.isVisibleTo(panel) and "random weights" in panel.weights_label.text()
+        assert not panel.weights_label.isVisibleTo(panel)  # pretrained from the installed package: no warning
         assert count_color(panel.plot, LOSS_COLOR) > 20 and count_color(panel.plot, MAP_COLOR) > 20
         panel.on_finished(first)
         panel.set_running(False)

@@ -62,13 +62,13 @@ def test_round_trip_identical(run_dir: Path, model: RetinaNet) -> None:
     assert Preset.from_dict(config["preset"]) == PRESET
     assert config["class_names"] == CLASSES and config["num_classes"] == 3
     assert config["image_size"] == SIZE and config["snapshot_id"] == 5
-    assert config["checkpoint_version"] == CHECKPOINT_VERSION == 1
+    assert config["checkpoint_version"] == CHECKPOINT_VERSION == 2
     assert tuple(loaded.transform.min_size) == (SIZE,) and loaded.score_thresh == 0.0
 
 
 def test_config_is_plain_json(run_dir: Path) -> None:
     config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    assert config["preset"]["backbone"] == "mobilenetv3_large_100"
+    assert config["preset"]["backbone"] == "tf_efficientnet_lite0"
     assert config["preset"]["anchor_sizes"] == list(PRESET.anchor_sizes)
 
 

@@ -44,7 +44,7 @@ def test_loss_falls_and_run_is_recorded(tmp_path: Path) -> None:
     losses = [h["loss"] for h in result["history"]]
     assert len(losses) == 6 and losses[-1] < 0.7 * losses[0], losses
     weights_events = [e for e in result["_events"] if e.stage == "model"]
-    assert weights_events and weights_events[0].metrics["weights"] == "random"  # loud warning offline
+    assert weights_events and weights_events[0].metrics["weights"] == "package"  # offline, yet pretrained
     run_dir = Path(result["run_dir"])
     assert {p.name for p in run_dir.iterdir()} >= {"model.safetensors", "config.json", "metrics.json"}
     with Project.open(project) as p:
@@ -143,3 +143,33 @@ def test_continue_from_the_current_model_starts_from_its_weights(tmp_path: Path)
         run(project, epochs=1, image_size=64, init_from="99")
     with Project.open(project) as p:
         assert len(p.history()) == n_edits  # refused before anything was written
+
+
+def test_a_run_of_the_earlier_edge_preset_loads_continues_and_evaluates(tmp_path: Path) -> None:
+    """Runs made before 'edge' became EfficientNet-Lite0 recorded preset name 'edge' with the MobileNetV3
+    backbone: they still load, continue as MobileNetV3 (not as the preset now called 'edge'), and evaluate."""
+    import json
+
+    from labeltool.jobs.model import evaluate_job
+    from labeltool.ml.checkpoint import load_checkpoint
+
+    project = tiny_project(tmp_path, n=10)
+    first = run(project, preset="mobilenetv3", epochs=1, image_size=64, batch_size=4)
+    config_path = Path(first["run_dir"]) / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    for key in ("backbone_lr_scale", "frozen_bn"):  # fields the earlier presets did not have
+        config["preset"].pop(key)
+    config["preset"]["name"] = "edge"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    model, _ = load_checkpoint(Path(first["run_dir"]))
+    assert model.backbone.backbone_name == "mobilenetv3_large_100"
+
+    second = run(project, epochs=1, image_size=64, batch_size=4, init_from="current")  # preset: default 'edge'
+    assert second["previous_run_id"] == first["run_id"]
+    second_config = json.loads((Path(second["run_dir"]) / "config.json").read_text(encoding="utf-8"))
+    assert second_config["preset"]["backbone"] == "mobilenetv3_large_100" and second_config["image_size"] == 64
+    assert second_config["preset"]["name"] == "mobilenetv3"  # today's name for that network
+    assert any("continuing keeps the model's own network: the mobilenetv3 preset" in n for n in second["notes"])
+    ev = drive(evaluate_job(project, run_id=second["run_id"]), lambda p: None)
+    assert ev["run_id"] == second["run_id"] and ev["previous_run_id"] == first["run_id"]
+    assert 0.0 <= ev["map50"] <= 1.0
