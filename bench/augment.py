@@ -14,8 +14,10 @@ images, drawn with replacement; not equal wall time):
              W --copy-paste``), which decides N for this seed.
 
 Reported per variant: the weak class's validation AP@.5 and the overall mAP@.5 for each seed, with
-mean and standard deviation. The best epoch on validation is kept in every variant (as ``labeltool
-train`` does). Without pretrained weights in models/ every model starts from random initialisation.
+mean and standard deviation, and per pair of variants the per-seed (paired) differences with their
+mean and standard error. The best epoch on validation is kept in every variant (as ``labeltool
+train`` does). Every model starts from the preset's pretrained backbone (the edge preset's comes with
+the install; the JSON says which weights were used).
 Full size takes long on a CPU (~3 x 3 trainings); smoke-run it with e.g.
 ``--images 40 --size 64 --image-size 64 --epochs 1 --steps 2 --seeds 1 --keep 4``.
 
@@ -73,7 +75,8 @@ def fine_tune(project: Path, *, args: argparse.Namespace, seed: int) -> dict[str
     result = drive(train(project, options), lambda p: None)
     weak = next(c for c in result["eval"]["per_class"] if c["name"] == args.weak)
     return {"weak_ap50": weak["ap50"], "map50": result["map50"], "n_train": result["n_train"],
-            "n_derived": result["n_derived"], "epochs_done": result["epochs_done"], "train_loop_s": result["train_loop_s"]}
+            "n_derived": result["n_derived"], "epochs_done": result["epochs_done"], "train_loop_s": result["train_loop_s"],
+            "weights": result["weights"]["kind"]}
 
 
 def finished(project: Path, *, args: argparse.Namespace, seed: int) -> dict[str, Any] | None:
@@ -98,6 +101,15 @@ def summary(values: list[float | None]) -> dict[str, Any]:
     vals = [0.0 if v is None else float(v) for v in values]
     return {"values": [round(v, 4) for v in vals], "mean": round(statistics.fmean(vals), 4),
             "std": round(statistics.stdev(vals), 4) if len(vals) > 1 else 0.0}
+
+
+def paired(a: list[dict[str, Any]], b: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """Per-seed differences a - b of ``key`` (same seed: same split, start weights and batch order),
+    their mean, standard error and how many seeds are above 0."""
+    diffs = [float(x[key] or 0.0) - float(y[key] or 0.0) for x, y in zip(a, b, strict=True)]
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
+    return {"values": [round(d, 4) for d in diffs], "mean": round(statistics.fmean(diffs), 4), "se": round(se, 4),
+            "above_zero": sum(d > 0 for d in diffs), "seeds": len(diffs)}
 
 
 def main() -> None:
@@ -159,6 +171,8 @@ def main() -> None:
             "results": {v: {"weak_ap50": summary([r["weak_ap50"] for r in runs[v]]),
                             "map50": summary([r["map50"] for r in runs[v]]),
                             "runs": runs[v]} for v in VARIANTS},
+            "paired": {f"{a}-{b}": {k: paired(runs[a], runs[b], k) for k in ("weak_ap50", "map50")}
+                       for a, b in (("targeted", "uniform"), ("targeted", "none"), ("uniform", "none"))},
             "steps_per_run": args.epochs * args.steps, "wall_s": round(time.monotonic() - t0, 1),
         }
         print(json.dumps(out, indent=2))

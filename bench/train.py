@@ -4,13 +4,16 @@
       images/s of labeltool's training loop (augmentation, sampler, schedule, progress events; the
       per-epoch validation excluded) vs a plain torchvision loop over pre-made tensors, same model,
       batch and size, alternated so both see the same machine load. Ratio = ours / plain.
-  python bench/train.py map --preset edge --dataset demo|deeppcb [--minutes 10]
-      val mAP@.5 reached from random init within a fixed wall-clock budget.
+  python bench/train.py map --preset edge --dataset demo|deeppcb [--minutes 10] [--set FIELD=VALUE ...]
+      val mAP@.5 reached within a fixed wall-clock budget (pretrained when the preset's weights are
+      found: the JSON says which); --set overrides preset fields (e.g. --set backbone_lr_scale=0.3
+      --set frozen_bn=true) to measure training defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -28,7 +31,7 @@ from labeltool.jobs.demo import demo_data_job
 from labeltool.ml.data import DetectionDataset, collate, snapshot_samples
 from labeltool.ml.model import build_model
 from labeltool.ml.predict import use_all_cores
-from labeltool.ml.presets import get_preset
+from labeltool.ml.presets import PRESETS, get_preset
 from labeltool.ml.train import TrainOptions, train
 
 DEEPPCB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "deeppcb"
@@ -100,8 +103,22 @@ def cmd_throughput(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def override_preset(name: str, settings: list[str]) -> dict[str, Any]:
+    """Replace fields of preset ``name`` in PRESETS for this process (``FIELD=VALUE``, JSON values)."""
+    preset = get_preset(name)
+    changes: dict[str, Any] = {}
+    for item in settings:
+        field, _, text = item.partition("=")
+        current = getattr(preset, field)  # AttributeError: not a preset field
+        value = json.loads(text.lower() if isinstance(current, bool) else text)
+        changes[field] = tuple(value) if isinstance(current, tuple) else type(current)(value)
+    PRESETS[name] = dataclasses.replace(preset, **changes)
+    return changes
+
+
 def cmd_map(args: argparse.Namespace) -> dict[str, Any]:
     threads = use_all_cores()
+    overrides = override_preset(args.preset, args.set)
     with tempfile.TemporaryDirectory(prefix="lt-bench-") as tmp:
         project = make_project(Path(tmp), args.dataset, n_images=args.images)
         t = time.perf_counter()
@@ -110,7 +127,7 @@ def cmd_map(args: argparse.Namespace) -> dict[str, Any]:
         wall = time.perf_counter() - t
     return {
         "benchmark": "train_map", "dataset": args.dataset, "preset": args.preset, "minutes": args.minutes,
-        "lr": args.lr,
+        "lr": args.lr, "preset_overrides": overrides, "backbone": get_preset(args.preset).backbone,
         "threads": threads, "weights": result["weights"]["kind"], "n_train": result["n_train"],
         "n_val": result["n_val"], "epochs": result["epochs_done"], "val_map50": round(result["map50"], 4),
         "val_map50_95": round(result["map50_95"], 4), "images_per_s": result["images_per_s"],
@@ -134,6 +151,7 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a preset field")
     args = parser.parse_args()
     out = cmd_throughput(args) if args.cmd == "throughput" else cmd_map(args)
     print(json.dumps(out, indent=2))
