@@ -124,6 +124,18 @@ def test_export_onnx_graph_matches_torch_heads(model: RetinaNet, tmp_path: Path)
         export_onnx(model, image_size=100, path=tmp_path / "bad.onnx")
 
 
+def _from_input(graph: onnx.GraphProto, value: str) -> bool:
+    """Whether ``value`` is computed (transitively) from a graph input (the image tensor)."""
+    producer = {o: n for n in graph.node for o in n.output}
+    inputs = {i.name for i in graph.input}
+
+    def walk(v: str) -> bool:
+        node = producer.get(v)
+        return v in inputs or (node is not None and any(walk(i) for i in node.input if i))
+
+    return walk(value)
+
+
 def test_same_padding_is_constant_in_every_bundle_model(bundle: tuple[Path, dict]) -> None:
     """EfficientNet-Lite's TF 'same' pads are computed from the input shape when traced as is; the export
     fixes them for its input size, so no model of the bundle (INT8 included) sizes its feature maps at
@@ -131,16 +143,19 @@ def test_same_padding_is_constant_in_every_bundle_model(bundle: tuple[Path, dict
     for name in ("model_fp32.onnx", "model_int8.onnx", "model_fp16.onnx"):
         graph = onnx.load(str(bundle[0] / name)).graph
         assert "Ceil" not in {n.op_type for n in graph.node}, name  # (the head's reshapes keep their Shape ops)
-        producer = {o: n for n in graph.node for o in n.output}
-        inputs = {i.name for i in graph.input}
-
-        def from_input(value: str) -> bool:  # computed (transitively) from the image tensor?
-            node = producer.get(value)
-            return value in inputs or (node is not None and any(from_input(v) for v in node.input if v))
-
         pads = [n for n in graph.node if n.op_type == "Pad"]
-        assert not any(from_input(n.input[1]) for n in pads), name
+        assert not any(_from_input(graph, n.input[1]) for n in pads), name
         assert pads or name != "model_fp32.onnx"  # INT8 preparation folds the constant pads into the convs
+
+
+def test_int8_model_keeps_short_names(bundle: tuple[Path, dict]) -> None:
+    """The quantizer's long value names are renamed to short ids (a tenth of the INT8 file otherwise);
+    the input and output names infer.py uses stay."""
+    graph = onnx.load(str(bundle[0] / "model_int8.onnx")).graph
+    io_names = {v.name for v in graph.input} | {v.name for v in graph.output}
+    assert io_names == {"images", "cls_logits", "bbox_regression"}
+    inner = {v for n in graph.node for v in (*n.input, *n.output)} - io_names - {""}
+    assert inner and max(len(v) for v in inner | {n.name for n in graph.node}) <= 8
 
 
 def test_decode_boxes_matches_torchvision_box_coder() -> None:
