@@ -35,6 +35,9 @@ MAX_EPOCHS = 1000  # upper bound in time-budget mode
 GRAD_CLIP_NORM = 10.0  # RetinaNet losses spike early when training from random init
 RANDOM_INIT_LR_FACTOR = 3.0  # peak learning rate x3 when no pretrained backbone weights were found
 MIN_LR_FACTOR = 0.01  # the cosine schedule ends at 1 % of the peak learning rate
+# The warm-up stays the preset's number of steps even when a short budget ends inside it: ending it
+# after 20 % of the budget made the pretrained backbone worse (demo: first model 0.51 vs 0.63, fold
+# models 0.30 / 0.24 vs 0.43 / 0.27 held-out mAP@.5; CONTEXT.md "Fine-tuning defaults")
 
 
 @dataclass(frozen=True, slots=True)
