@@ -3,7 +3,7 @@
   python bench/train.py throughput [--repeats 3]
       images/s of labeltool's training loop (augmentation, sampler, schedule, progress events; the
       per-epoch validation excluded) vs a plain torchvision loop over pre-made tensors, same model,
-      batch and size, alternated so both see the same machine load. Ratio = ours / plain.
+      trainable parameters, batch and size, alternated so both see the same machine load. Ratio = ours / plain.
   python bench/train.py map --preset edge --dataset demo|deeppcb [--minutes 10] [--set FIELD=VALUE ...]
       val mAP@.5 reached within a fixed wall-clock budget (pretrained when the preset's weights are
       found: the JSON says which); --set overrides preset fields (e.g. --set backbone_lr_scale=0.3
@@ -29,6 +29,7 @@ from labeltool.jobs import drive
 from labeltool.jobs.data import import_job
 from labeltool.jobs.demo import demo_data_job
 from labeltool.ml.data import DetectionDataset, collate, snapshot_samples
+from labeltool.ml.fit import freeze_stages
 from labeltool.ml.model import build_model
 from labeltool.ml.predict import use_all_cores
 from labeltool.ml.presets import PRESETS, get_preset
@@ -64,8 +65,10 @@ def plain_loop_images_per_s(project: Path, *, preset_name: str, steps: int, seed
     data = [ds[i] for i in range(len(ds))]
     torch.manual_seed(seed)
     model = build_model(preset, num_classes=len(names)).to(memory_format=torch.channels_last)
+    freeze_stages(model, preset.frozen_stages)  # the same trainable parameters as ours (pretrained start)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=preset.lr, weight_decay=preset.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=preset.lr,
+                            weight_decay=preset.weight_decay)
     bs = preset.batch_size
     batches = [collate(data[i:i + bs]) for i in range(0, len(data) - bs + 1, bs)]
     t = time.perf_counter()

@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fine-tuning epochs after the fixes (0: skip augmentation and fine-tuning)")
     p.add_argument("--no-export", action="store_true", help="skip the edge bundle export and verification")
     p.add_argument("--offline", action="store_true",
-                   help="never download the pretrained backbone (by default the demo fetches it, ~22 MB, when the "
-                        "machine can reach Hugging Face and it is not in models/ or the cache)")
+                   help="never download a pretrained backbone (the edge preset's comes with the install; a "
+                        "download is only tried when its package is missing and Hugging Face can be reached)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     return parser

@@ -112,6 +112,9 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+DEMO_OTHER_STEPS_MINUTES = 3.5  # import, scoring, review, augmentation, fine-tune, export + verify (measured)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from labeltool.core.stats import project_stats
     from labeltool.core.store import Project
@@ -123,9 +126,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"{args.train_minutes:g} min → analyze the labels {args.analyze_minutes:g} min → review the top "
               f"{args.review} suspected errors → augment the weak classes → fine-tune {args.finetune_epochs} epochs"
               + ("" if args.no_export else " → export + verify an edge bundle")
-              + f"; about {budget + 5:.0f} min in all on an idle 2-core CPU."
-              + ("" if args.offline else " Fetches the pretrained backbone (~22 MB) first if it is not on this "
-                 "machine and Hugging Face can be reached (--offline: never)."),
+              + f"; about {budget + DEMO_OTHER_STEPS_MINUTES:.0f} min in all on an idle 2-core CPU. The detector "
+              "starts from the ImageNet EfficientNet-Lite0 backbone installed with labeltool (nothing is downloaded).",
               file=sys.stderr)
     result = _run(demo_job(Path(args.dir), n_images=args.images, noise=args.noise, seed=args.seed,
                            train_minutes=args.train_minutes, analyze_minutes=args.analyze_minutes,
