@@ -127,7 +127,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
               f"{args.review} suspected errors → augment the weak classes → fine-tune {args.finetune_epochs} epochs"
               + ("" if args.no_export else " → export + verify an edge bundle")
               + f"; about {budget + DEMO_OTHER_STEPS_MINUTES:.0f} min in all on an idle 2-core CPU. The detector "
-              "starts from the ImageNet EfficientNet-Lite0 backbone installed with labeltool (nothing is downloaded).",
+              "starts from the ImageNet EfficientNet-Lite0 backbone installed with labeltool (nothing to download).",
               file=sys.stderr)
     result = _run(demo_job(Path(args.dir), n_images=args.images, noise=args.noise, seed=args.seed,
                            train_minutes=args.train_minutes, analyze_minutes=args.analyze_minutes,
@@ -217,8 +217,8 @@ def _format_review(review: dict[str, Any], analysis: dict[str, Any] | None) -> s
     ]
     if analysis and analysis.get("oof_map50", 1.0) < WEAK_MODEL_MAP50:
         lines.append(f"   The fold models were weak (held-out mAP@.5 {analysis['oof_map50']:.2f}), so many suspicions "
-                     "were their own mistakes: with pretrained weights (docs/user-guide.md) or more analysis minutes "
-                     "the top of the queue holds more real errors.")
+                     "were their own mistakes: with more analysis minutes per fold the top of the queue holds more "
+                     "real errors.")
     for a in review["issues"][:10]:
         lines.append(f"  #{a['id']:<5} {a['type']:<10} {a['score']:.3f}  {a['image']:<28} {a['fix']}")
     if review["accepted"] > 10:

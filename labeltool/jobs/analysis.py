@@ -100,7 +100,7 @@ def analyze_job(
             f"the {'current' if quick else 'fold'} model{'s' if not quick else ''} found few defects "
             f"(mAP@.5 {evaluation.map50:.2f} on images {'it trained on' if quick else 'they did not see'}): many "
             "issues below reflect the model, not your labels — give the analysis more training time "
-            "(minutes per fold) or pretrained weights")
+            "(minutes per fold)" + (" or pretrained weights" if weights == "random" else ""))
     weak = weak_class_table(class_names=class_names, gt_labels=kwargs["gt_labels"], evaluation=evaluation,
                             quality=quality, model_reliable=evaluation.map50 >= WEAK_MODEL_MAP50)
     issues = [_new_issue(c, samples, class_names, class_ids) for c in quality.candidates]

@@ -147,7 +147,7 @@ def fit(
         model = model.to(memory_format=torch.channels_last)
     size, batch_size = preset.image_size, options.batch_size or preset.batch_size
     # From random weights a higher peak learning rate learns much faster: on the demo set, 5 minutes
-    # gave val mAP@.5 0.28 at 1e-3, 0.41 at 3e-3 and 0.40 at 6e-3 (bench/train.py, edge preset).
+    # gave val mAP@.5 0.28 at 1e-3, 0.41 at 3e-3 and 0.40 at 6e-3 (bench/train.py, the earlier MobileNetV3 edge preset).
     peak_lr = options.lr or preset.lr * (RANDOM_INIT_LR_FACTOR if weights.kind == "random" else 1.0)
     transform = train_transform(seed=options.seed) if options.augment else None
     no_flip = train_transform(seed=options.seed, flips=False) if options.augment else None

@@ -55,7 +55,7 @@ def feature_out_indices(backbone: str) -> tuple[int, ...]:
     except (RuntimeError, ValueError, TypeError, KeyError, AssertionError) as exc:
         raise ModelError(
             f"cannot build timm backbone {backbone!r} with features_only=True: {exc}. "
-            "Use a timm model name such as 'mobilenetv3_large_100' or 'resnet18'."
+            "Use a timm model name such as 'tf_efficientnet_lite0', 'mobilenetv3_large_100' or 'resnet18'."
         ) from exc
     reductions = list(probe.feature_info.reduction())
     missing = [s for s in FPN_STRIDES if s not in reductions]

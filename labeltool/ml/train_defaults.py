@@ -1,7 +1,7 @@
 """One-click fine-tune: the training options chosen from the project's size and the machine.
 
 No torch here (the GUI calls this at start-up). The time estimate uses the training speeds measured
-on this project's 2-core CPU build machine (README "Benchmarks", CONTEXT.md "Detector head width")
+on this project's 2-core CPU build machine (README "Benchmarks", CONTEXT.md "Fine-tuning defaults")
 and rough GPU figures; it is an estimate shown to the user, not a promise. The choice:
 
 - preset: ``edge`` on a CPU, ``balanced`` on a GPU; the current model's preset when there is one and
@@ -11,8 +11,8 @@ and rough GPU figures; it is an estimate shown to the user, not a promise. The c
   limit, a time budget (``minutes``) instead;
 - patience (early stopping on val mAP@.5): a quarter of the epochs, at least the TrainOptions default.
 
-Training always starts from the pretrained backbone: ``TrainOptions`` has no "continue from a run";
-a previous run only changes the comparison and the preset.
+The one-click training starts afresh from the pretrained backbone (not ``init_from``); a previous run
+only changes the comparison and the preset.
 """
 
 from __future__ import annotations
