@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train", cmd_train, "fine-tune the detector on the project's labels (the run becomes the current model)")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--preset", default="edge", help=f"{' / '.join(PRESETS)}: edge (default, EfficientNet-Lite0, "
-                   "pretrained from its pip package), balanced (EfficientNet-Lite2), accurate (ResNet-50), "
+                   "pretrained from its pip package), balanced (EfficientNet-Lite1), accurate (ResNet-50), "
                    "mobilenetv3 / resnet18 (the earlier presets; bring their weights)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, help="train for N epochs (early stopping may end sooner)")

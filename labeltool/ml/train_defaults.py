@@ -35,7 +35,7 @@ Device = Literal["cpu", "cuda"]
 # Every preset has an entry (tests/unit/ml/test_train_defaults.py checks it).
 CPU_TRAIN_MS_2_CORES = {
     "edge": 64.0,  # EfficientNet-Lite0 at 256 px, 4 stages frozen: 15.6 images/s (bench/train.py map, CONTEXT.md)
-    "balanced": 300.0,  # EfficientNet-Lite2 at 320 px (bench/train.py map --preset balanced)
+    "balanced": 103.0,  # EfficientNet-Lite1 at 320 px, 4 stages frozen: 9.75 images/s (bench/train.py map --preset balanced)
     "accurate": 1500.0,  # not measured: ~7x ResNet-18 at 320 px by FLOPs (ResNet-50 at 512 px)
     "mobilenetv3": 58.0,  # measured, bench/train.py (CONTEXT.md "Detector head width")
     "resnet18": 222.0,  # measured: 4.5 images/s (bench/train.py map --preset resnet18)
@@ -43,7 +43,7 @@ CPU_TRAIN_MS_2_CORES = {
 # Validation cost per image (PyTorch eager, batch 1, 2 threads), ms.
 CPU_EVAL_MS_2_CORES = {
     "edge": 40.0,  # bench/export.py (PyTorch FP32, batch 1)
-    "balanced": 110.0,  # ~3x edge by FLOPs
+    "balanced": 65.0,  # not measured: ~1.6x edge, as the training step
     "accurate": 600.0,  # not measured: ~7x ResNet-18
     "mobilenetv3": 36.0,  # measured (DESIGN.md "Edge export")
     "resnet18": 88.0,  # measured, bench/export.py

@@ -17,7 +17,7 @@ from labeltool.ml.model import TimmFpnBackbone, build_model, count_parameters, f
 from labeltool.ml.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset
 
 SIZE = 128
-EXPECTED_BACKBONES = {"edge": "tf_efficientnet_lite0", "balanced": "tf_efficientnet_lite2", "accurate": "resnet50",
+EXPECTED_BACKBONES = {"edge": "tf_efficientnet_lite0", "balanced": "tf_efficientnet_lite1", "accurate": "resnet50",
                       "mobilenetv3": "mobilenetv3_large_100", "resnet18": "resnet18"}
 
 
