@@ -125,8 +125,10 @@ def fit(
 ) -> Generator[Progress, None, FitResult]:
     """Build the detector from the preset's pretrained weights and train it on ``train_s``.
 
-    Validates on ``val_s`` after every epoch; with ``keep_best`` the weights of the best epoch
-    (val mAP@.5) are kept, else the last ones (cross-validation folds: no selection on held-out data).
+    With ``keep_best`` it validates on ``val_s`` after every epoch and keeps the weights of the best
+    epoch (val mAP@.5); else it validates once, after the last epoch, and keeps the last weights
+    (cross-validation folds: no selection on held-out data, and the time a validation per epoch would
+    take trains instead).
     ``t0`` is when the time budget (``options.minutes``) started. With ``init_dir`` (a run folder) the
     model starts from that run's weights instead (fine-tuning; classes matched by name).
     """
@@ -185,7 +187,7 @@ def fit(
         model, optimizer, loader, val_ds, class_names, device=device, t0=t0, deadline=deadline,
         n_epochs=n_epochs, epochs_known=epochs is not None, peak_lr=peak_lr, warmup=warmup,
         patience=options.patience if keep_best else 10**9, params=params, batch_size=batch_size,
-        frozen_bn=preset.frozen_bn and pretrained,
+        frozen_bn=preset.frozen_bn and pretrained, validate_each_epoch=keep_best,
     )
     best = loop.best
     if keep_best:
@@ -243,9 +245,10 @@ def _epochs(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: torch.utils.data.DataLoader,
     val_ds: DetectionDataset, class_names: list[str], *, device: torch.device, t0: float, deadline: float | None,
     n_epochs: int, epochs_known: bool, peak_lr: float, warmup: int, patience: int,
-    params: list[torch.nn.Parameter], batch_size: int, frozen_bn: bool = False,
+    params: list[torch.nn.Parameter], batch_size: int, frozen_bn: bool = False, validate_each_epoch: bool = True,
 ) -> Generator[Progress, None, _Loop]:
-    """The epoch loop: train steps, a validation after each epoch, early stopping, time budget."""
+    """The epoch loop: train steps, a validation after each epoch (or only after the last one),
+    early stopping, time budget."""
     history: list[dict[str, Any]] = []
     best: EvalResult | None = None
     best_state: dict[str, torch.Tensor] = {}
@@ -284,6 +287,11 @@ def _epochs(
         loop_s += time.monotonic() - t_epoch
         if not losses:
             break
+        out_of_time = deadline is not None and time.monotonic() >= deadline
+        if not validate_each_epoch and not (out_of_time or epoch == n_epochs - 1):
+            history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4),
+                            "elapsed_s": round(time.monotonic() - t0, 1)})
+            continue
         result = evaluate_on(model, val_ds, class_names=class_names, device=device, batch_size=batch_size)
         history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), "map50": result.map50,
                         "map50_95": result.map50_95, "elapsed_s": round(time.monotonic() - t0, 1)})
@@ -296,8 +304,12 @@ def _epochs(
             bad_epochs += 1
         if bad_epochs >= patience or (deadline is not None and time.monotonic() >= deadline):
             break
-    if best is None:
+    if step == 0:
         raise ModelError("the time budget ended before one training step; give more --minutes")
+    if best is None:  # validating only after the last epoch, and the budget ended exactly between epochs
+        result = evaluate_on(model, val_ds, class_names=class_names, device=device, batch_size=batch_size)
+        history[-1].update(map50=result.map50, map50_95=result.map50_95)
+        best, best_state = result, {}
     return _Loop(best, best_state, result, history, step, seen, loop_s)
 
 

@@ -200,11 +200,14 @@ def test_a_training_step_from_the_packaged_weights(tmp_path: Path) -> None:
     events: list = []
     preset = dataclasses.replace(get_preset("edge"), image_size=64)
     result = drive(fit(samples, samples, ["bright"], preset=preset,
-                       options=TrainOptions(epochs=1, batch_size=2), keep_best=False), events.append)
+                       options=TrainOptions(epochs=2, batch_size=2), keep_best=False), events.append)
     model_events = [e for e in events if e.stage == "model"]
     assert model_events[0].metrics["weights"] == "package" and model_events[0].metrics["warning"] is False
-    assert result.weights.kind == "package" and result.steps == 2
+    assert result.weights.kind == "package" and result.steps == 4
     assert all(np.isfinite(h["loss"]) for h in result.history)
+    # keeping the last weights (a fold model), it validates once, after the last epoch
+    assert [e.done for e in events if e.stage == "eval"] == [2]
+    assert "map50" not in result.history[0] and result.history[1]["map50"] == result.best.map50
     # the preset's frozen stages kept their ImageNet filters; the later stages trained
     start = read_backbone_state_dict(result.weights.path, preset.backbone)
     body = result.model.backbone.body.state_dict()
