@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# bundle signing keys of the test run: never the developer's own (core/signing.py)
+if "LABELTOOL_KEY_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["LABELTOOL_KEY_DIR"] = tempfile.mkdtemp(prefix="labeltool-test-keys-")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

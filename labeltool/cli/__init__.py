@@ -20,7 +20,7 @@ from labeltool.ml.presets import PRESETS
 from .analysis import add_parsers
 from .augment import add_parsers as add_augment_parsers
 from .common import EXIT_ERROR, EXIT_INTERRUPTED
-from .data import cmd_demo, cmd_demo_data, cmd_export, cmd_import, cmd_new, cmd_stats
+from .data import cmd_classes, cmd_demo, cmd_demo_data, cmd_export, cmd_import, cmd_new, cmd_stats
 from .edge import add_parsers as add_edge_parsers
 from .model import cmd_evaluate, cmd_predict, cmd_runs, cmd_train
 
@@ -44,7 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("coco", "yolo", "voc", "folder"), help="default: detected from SOURCE")
     p.add_argument("--strict", action="store_true", help="stop without importing anything if any record is bad")
     p.add_argument("--link", action="store_true", help="hard-link images instead of copying (same disk only)")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="also import images outside SOURCE's folder (a YOLO 'path:' elsewhere, links out of it)")
+    p.add_argument("--wait", type=float, nargs="?", const=3600.0, default=0.0, metavar="SECONDS",
+                   help="when another job writes the project, wait for it (default: up to an hour) instead of stopping")
     p.add_argument("--json", action="store_true", help="progress and result as JSON lines")
+
+    p = add("classes", cmd_classes, "rename, merge or delete classes (one undoable edit each)")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("action", choices=("list", "rename", "merge", "delete"))
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="rename OLD NEW | merge SOURCE INTO | delete NAME (list: no names)")
+    p.add_argument("--with-boxes", action="store_true", help="delete: also delete the class's boxes")
 
     p = add("export", cmd_export, "export the project's labels and images")
     p.add_argument("dir", metavar="DIR")
@@ -111,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=0.1)
     p.add_argument("--train-minutes", type=float, default=DEMO_TRAIN_MINUTES, help="first training (0: stop after the import)")
     p.add_argument("--analyze-minutes", type=float, default=DEMO_ANALYZE_MINUTES,
-                   help="training budget of the 3 fold models of the analysis (0: skip the analysis and the fixes)")
+                   help="training budget of the fold models of the analysis, shared (0: skip the analysis and the fixes)")
     p.add_argument("--review", type=int, default=DEMO_REVIEW,
                    help="suspected label errors reviewed, best first: the real ones accepted, the rest rejected")
     p.add_argument("--finetune-epochs", type=int, default=DEMO_FINETUNE_EPOCHS,

@@ -26,7 +26,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     summary = _run(
         import_job(Path(args.dir), Path(args.source), fmt=args.format, strict=args.strict,
-                   mode="link" if args.link else "copy"),
+                   mode="link" if args.link else "copy", allow_outside=args.allow_outside, wait_s=args.wait),
         args,
     )
     info = summary_dict(summary, source=Path(args.source))
@@ -158,7 +158,7 @@ def print_demo(result: dict[str, Any], stats: dict[str, Any]) -> None:
     if analysis:
         from .analysis import format_weak_classes
 
-        print(f"\n2. label-quality analysis {analysis['analysis_id']} (3-fold, out-of-sample): "
+        print(f"\n2. label-quality analysis {analysis['analysis_id']} ({analysis['folds']}-fold, out-of-sample): "
               f"{analysis['counts']['recorded']} suspected label errors")
         for note in analysis["notes"]:
             print(f"NOTE: {note}")
@@ -224,3 +224,39 @@ def _format_review(review: dict[str, Any], analysis: dict[str, Any] | None) -> s
     if review["accepted"] > 10:
         lines.append(f"  … and {review['accepted'] - 10} more (`labeltool issues DIR --status accepted`)")
     return "\n".join(lines)
+
+
+def cmd_classes(args: argparse.Namespace) -> int:
+    """``labeltool classes DIR list|rename OLD NEW|merge SOURCE INTO|delete NAME [--with-boxes]``."""
+    from labeltool.core.errors import EditError
+    from labeltool.core.store import Project
+
+    wanted = {"list": 0, "rename": 2, "merge": 2, "delete": 1}[args.action]
+    if len(args.names) != wanted:
+        usage = {"list": "no names", "rename": "OLD NEW", "merge": "SOURCE INTO", "delete": "NAME"}[args.action]
+        print(f"error: classes {args.action} takes {usage}", file=sys.stderr)
+        return 2
+    with Project.open(args.dir) as project:
+        by_name = {c.name: c for c in project.classes()}
+        missing = [n for n in args.names[:1 if args.action == "rename" else wanted] if n not in by_name]
+        if missing:
+            print(f"error: no class {missing[0]!r} in {project.root}; classes: "
+                  f"{', '.join(repr(n) for n in by_name) or 'none'}", file=sys.stderr)
+            return 2
+        try:
+            if args.action == "rename":
+                project.rename_class(by_name[args.names[0]].id, args.names[1])
+                print(f"renamed {args.names[0]!r} to {args.names[1].strip()!r}")
+            elif args.action == "merge":
+                n = project.merge_classes(by_name[args.names[0]].id, by_name[args.names[1]].id)
+                print(f"merged {args.names[0]!r} into {args.names[1]!r}: {n} boxes relabeled")
+            elif args.action == "delete":
+                n = project.delete_class(by_name[args.names[0]].id, with_boxes=args.with_boxes)
+                print(f"deleted class {args.names[0]!r}" + (f" and its {n} boxes" if n else ""))
+            else:
+                for c in project.classes():
+                    print(repr(c.name) if c.name != c.name.strip() or not c.name.isprintable() else c.name)
+        except EditError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return EXIT_OK

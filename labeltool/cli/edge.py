@@ -69,7 +69,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from labeltool.jobs.export import verify_job, weak_model_note
 
     result = _run(verify_job(Path(args.bundle), Path(args.dir), threads=args.threads,
-                             max_fp32_drop=args.max_fp32_drop, max_int8_drop=args.max_int8_drop), args)
+                             max_fp32_drop=args.max_fp32_drop, max_int8_drop=args.max_int8_drop,
+                             trust_bundle=args.trust_bundle), args)
     if args.json:
         print(json.dumps({"event": "result", **result}))
     else:
@@ -98,7 +99,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
            "key_file": Path(args.key_file) if args.key_file else None,
            "password": os.environ.get("LABELTOOL_SSH_PASSWORD")}
     ssh = {k: v for k, v in ssh.items() if v is not None}
-    result = _run(deploy_job(bundle, target, rollback=args.rollback, **ssh), args)
+    result = _run(deploy_job(bundle, target, rollback=args.rollback, trust_bundle=args.trust_bundle, **ssh), args)
     if args.json:
         print(json.dumps({"event": "result", **result}, default=str))
         return EXIT_OK
@@ -132,11 +133,31 @@ def add_parsers(add: Callable[[str, Callable[[argparse.Namespace], int], str], a
     p.add_argument("--threads", type=int, default=2, help="CPU threads for both runtimes (default 2)")
     p.add_argument("--max-fp32-drop", type=float, default=0.005, help="allowed mAP@.5 loss, fraction (0.005)")
     p.add_argument("--max-int8-drop", type=float, default=0.02, help="allowed mAP@.5 loss, fraction (0.02)")
+    p.add_argument("--trust-bundle", action="store_true",
+                   help="run/install a bundle that is unsigned or signed by a key this installation does not trust")
     p.add_argument("--json", action="store_true")
+
+    add("signing-key", cmd_signing_key, "show this installation's bundle-signing public key and the trusted keys")
 
     p = add("deploy", cmd_deploy, "install a bundle on a folder / mounted device or ssh://user@host/path")
     p.add_argument("paths", nargs="+", metavar="BUNDLE TARGET", help="BUNDLE TARGET, or TARGET with --rollback")
     p.add_argument("--rollback", action="store_true", help="make the previous bundle live again")
     p.add_argument("--known-hosts", help="extra known_hosts file for ssh:// targets (host keys are always checked)")
     p.add_argument("--key-file", help="private key for ssh:// targets (password: env LABELTOOL_SSH_PASSWORD)")
+    p.add_argument("--trust-bundle", action="store_true",
+                   help="run/install a bundle that is unsigned or signed by a key this installation does not trust")
     p.add_argument("--json", action="store_true")
+
+
+def cmd_signing_key(args: argparse.Namespace) -> int:
+    from labeltool.core.signing import TRUSTED_DIRNAME, key_dir, public_key_file, trusted_keys
+
+    path = public_key_file()
+    print(f"this installation's public key: {path}")
+    print(f"  {path.read_text(encoding='utf-8').strip()}")
+    print(f"trusted keys ({key_dir() / TRUSTED_DIRNAME}/*.pub and this one):")
+    for kid, file in trusted_keys().items():
+        print(f"  {kid}  {file}")
+    print("To let another installation verify/deploy bundles exported here, copy the public key file into its "
+          f"{TRUSTED_DIRNAME}/ folder (`labeltool signing-key` there shows where).")
+    return EXIT_OK

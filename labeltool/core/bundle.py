@@ -31,7 +31,7 @@ DEFAULT_MAX_UNPACKED_BYTES = 2 * 1024**3  # an edge bundle is tens of MB; this o
 DEFAULT_MAX_ENTRIES = 1000
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # fixed: the same bundle always gives the same zip bytes
 _CHUNK = 1024 * 1024
-_RESERVED = {"format", "format_version", "files"}
+_RESERVED = {"format", "format_version", "files", "signature"}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -113,8 +113,9 @@ def _list_files(bundle_dir: Path, where: str) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- manifest
 
-def write_manifest(bundle_dir: Path, *, meta: dict[str, Any]) -> dict[str, Any]:
+def write_manifest(bundle_dir: Path, *, meta: dict[str, Any], sign: bool = False) -> dict[str, Any]:
     """Hash every file of ``bundle_dir`` and write ``manifest.json`` (atomically); returns the manifest.
+    With ``sign``, this installation's key signs it (``core/signing.py``).
 
     ``meta`` (run_id, snapshot_id, preset, …) is stored as is; ``created`` and ``labeltool_version``
     are filled in when missing.
@@ -136,6 +137,10 @@ def write_manifest(bundle_dir: Path, *, meta: dict[str, Any]) -> dict[str, Any]:
         **meta,
         "files": files,
     }
+    if sign:
+        from .signing import sign_manifest
+
+        manifest = sign_manifest(manifest)
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
     atomic_write_bytes(bundle_dir / MANIFEST, data)
     return manifest

@@ -37,6 +37,27 @@ def connect(db_path: Path) -> sqlite3.Connection:
     return conn
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_header(db_path: Path) -> None:
+    """ProjectError ("damaged project", naming the backups found) unless ``db_path`` starts like an
+    SQLite database. An empty or foreign file would otherwise open as a new, empty project."""
+    try:
+        with open(db_path, "rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise ProjectError(f"{db_path}: cannot be read ({exc.strerror or exc}); check the folder's permissions") from exc
+    if head == SQLITE_HEADER:
+        return
+    what = "is empty (0 bytes)" if not head else "is not an SQLite database"
+    backups = sorted(p.name for p in db_path.parent.glob(f"{db_path.name}.bak*") if p.is_file())
+    restore = (f"Restore it from a backup beside it ({', '.join(backups)}): copy that file over {db_path.name}."
+               if backups else "No backup (project.db.bak-*) is beside it; restore the folder from your own backup.")
+    raise ProjectError(f"damaged project: {db_path} {what}, so its labels cannot be read. {restore} "
+                       "Nothing was changed.")
+
+
 def translate(exc: sqlite3.Error, db_path: Path) -> ProjectError:
     """Turn an sqlite3 error into a ProjectError that says what to do."""
     text = str(exc)

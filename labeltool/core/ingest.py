@@ -9,6 +9,7 @@ the database is written in a single transaction at the very end.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Generator
@@ -17,14 +18,18 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from . import config
+from .class_names import class_name_problem
 from .errors import ImageLoadError, ImportFormatError
 from .formats.common import check_box, parse_number, safe_relpath
 from .images import file_sha256, verify_image
 from .labels import BoxRecord, ImageRecord, LabelSet, Report
+from .leftovers import incoming_name
 from .progress import Progress
 from .store import Project, now_iso
 
 LinkMode = Literal["copy", "link"]
+MAX_NAME_BYTES = 200  # per path part: 255 on common file systems, less the temp/duplicate suffixes
+_STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # these stop the whole import
 _SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
@@ -71,12 +76,15 @@ def import_labelset(
     report: Report | None = None,
     mode: LinkMode = "copy",
     strict: bool = False,
+    contain: Path | None = None,
 ) -> Generator[Progress, None, ImportSummary]:
     """Check, copy and write ``labels`` into ``project``; yields Progress, returns ImportSummary.
 
     ``report``: entries from the reader (kept in the summary). ``mode``: 'copy' the files into
-    ``images/``, or 'link' them (hard link; falls back to a copy across file systems).
+    ``images/``, or 'link' them (hard link; falls back to a copy across file systems). ``contain``:
+    images whose real path (links followed) is outside this folder are skipped.
     """
+    contain = None if contain is None else Path(contain).resolve()
     if mode not in ("copy", "link"):
         raise ValueError(f"mode must be 'copy' or 'link', got {mode!r}")
     summary = ImportSummary(report=report if report is not None else Report())
@@ -92,7 +100,8 @@ def import_labelset(
     for i, record in enumerate(labels.images):
         if i % 50 == 0 and i:
             yield Progress("check", i, total, record.file_name)
-        plan = _plan_image(project, record, rep, seen_hash=seen_hash, taken=taken, labeled_ids=labeled_ids)
+        plan = _plan_image(project, record, rep, seen_hash=seen_hash, taken=taken, labeled_ids=labeled_ids,
+                           contain=contain)
         if plan is None:
             summary.images_skipped += 1
             summary.boxes_skipped += len(record.boxes)
@@ -109,27 +118,47 @@ def import_labelset(
             "Fix these records or import without --strict to skip them."
         )
 
-    created: list[Path] = []
+    # Copies go to temporary names and are renamed into place after the commit: a crash before it
+    # leaves only temp files, one after it leaves temp files a committed row names; whoever next takes
+    # the project's writer lock deletes the first and finishes the second (core/leftovers.py).
+    created: list[tuple[Path, Path]] = []  # (temp, final)
     done = False
     try:
         new = [p for p in planned if p.dest_rel is not None]
+        kept: list[_Planned] = []
         for i, plan in enumerate(new):
             if i % 50 == 0:
                 yield Progress("copy", i, len(new), plan.record.file_name)
             assert plan.record.source is not None and plan.dest_rel is not None  # set by _plan_image
             target = project.root / plan.dest_rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _place(plan.record.source, target, mode=mode)
-            created.append(target)
+            temp = incoming_name(target)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _place(plan.record.source, temp, mode=mode)
+            except OSError as exc:
+                temp.unlink(missing_ok=True)
+                if exc.errno in _STOP_ERRNOS:  # the disk, not this file: stop, nothing is written
+                    raise ImportFormatError(f"cannot copy {plan.record.file_name} into {project.root}: "
+                                            f"{exc.strerror or exc}. Free some space and import again; "
+                                            "nothing was imported.") from exc
+                rep.error(plan.record.file_name, "file", f"cannot copy the file ({exc.strerror or exc}); image skipped")
+                summary.images_skipped += 1
+                summary.boxes_skipped += len(plan.boxes)
+                continue
+            created.append((temp, target))
+            kept.append(plan)
+        planned = [p for p in planned if p.dest_rel is None] + kept
         yield Progress("copy", len(new), len(new), "files in place")
         yield Progress("write", 0, 1, "writing the project database")
         _write(project, labels, planned, summary)
         done = True  # committed: from here on the copied files belong to the project
+        for temp, target in created:
+            os.replace(temp, target)
         yield Progress("write", 1, 1, "done")
     finally:
         if not done:
-            for path in created:
-                path.unlink(missing_ok=True)
+            for temp, _ in created:
+                temp.unlink(missing_ok=True)
     return summary
 
 
@@ -141,15 +170,33 @@ def _plan_image(
     seen_hash: dict[str, str],
     taken: set[str],
     labeled_ids: set[int],
+    contain: Path | None = None,
 ) -> _Planned | None:
     name = record.file_name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        rep.error(shown, "file_name", "the file name is not valid text in any encoding labeltool can store "
+                  "(bytes from another system's code page); rename the file and import it again; image skipped")
+        return None
     try:
         rel = PurePosixPath(safe_relpath(name))
     except ValueError as exc:
         rep.error(name, "file_name", f"{exc}; image skipped")
         return None
+    too_long = next((part for part in rel.parts if len(part.encode("utf-8")) > MAX_NAME_BYTES), None)
+    if too_long is not None:
+        rep.error(name, "file_name", f"a name in the path has {len(too_long.encode('utf-8'))} bytes; at most "
+                  f"{MAX_NAME_BYTES} can be stored on every file system. Rename it; image skipped")
+        return None
     if record.source is None or not record.source.exists():
         rep.error(name, "file_name", f"image file not found ({record.source}); image skipped")
+        return None
+    if contain is not None and not _inside(record.source, contain):
+        rep.error(name, "file_name", f"the file is outside the dataset folder {contain} (reached through "
+                  f"{'a link' if record.source.is_symlink() else 'a path in the dataset file'}: "
+                  f"{record.source.resolve()}); image skipped. Pass --allow-outside to import it anyway")
         return None
     try:
         info = verify_image(record.source)
@@ -177,6 +224,11 @@ def _plan_image(
         )
     boxes = []
     for j, box in enumerate(record.boxes):
+        problem = class_name_problem(box.label)
+        if problem is not None:
+            rep.error(name, f"boxes[{j}]", f"{problem}; box skipped. Rename the class in the dataset file "
+                      f"(labeltool classes can rename classes already in a project)")
+            continue
         try:
             coords = [parse_number(v) for v in (box.x1, box.y1, box.x2, box.y2)]
         except ValueError as exc:
@@ -201,6 +253,13 @@ def _plan_image(
     return _Planned(record, digest, info.width, info.height, boxes, dest)
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return Path(path).resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
+
 def _place(source: Path, target: Path, *, mode: LinkMode) -> None:
     if mode == "link":
         try:
@@ -214,6 +273,11 @@ def _place(source: Path, target: Path, *, mode: LinkMode) -> None:
 def _write(project: Project, labels: LabelSet, planned: list[_Planned], summary: ImportSummary) -> None:
     """One edit: new classes, new images and all boxes."""
     wanted = list(labels.classes) + sorted({b.label for p in planned for b in p.boxes} - set(labels.classes))
+    for name in wanted:
+        problem = class_name_problem(name)
+        if problem is not None:  # boxes of it were skipped while planning
+            summary.report.error("classes", repr(name)[:80], f"{problem}; class not added")
+    wanted = [n for n in wanted if class_name_problem(n) is None]
     with project.edit(f"import {len(planned)} images") as e:
         class_ids = {c.name: c.id for c in project.classes()}
         position = max((c.position for c in project.classes()), default=-1) + 1

@@ -225,6 +225,15 @@ WHEN NEW.split IS NOT 'train' AND EXISTS (SELECT 1 FROM derived_sources WHERE im
 BEGIN SELECT RAISE(ABORT, '{_SOURCE_ONLY_TRAIN}'); END;
 """
 
+# Version 5: one row per image content, enforced by the database and not only by the import's
+# check (two imports at once both passed the check). A trigger, not a UNIQUE index: projects written
+# before may already hold such pairs, and they must still open.
+SCHEMA_V5 = """
+CREATE TRIGGER images_unique_content BEFORE INSERT ON images
+WHEN EXISTS (SELECT 1 FROM images WHERE sha256 = NEW.sha256)
+BEGIN SELECT RAISE(ABORT, 'an image with the same content is already in the project'); END;
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # MIGRATIONS[v] upgrades a database from version v to v + 1. Version 0 is an empty file.
@@ -233,6 +242,7 @@ MIGRATIONS: dict[int, Migration] = {
     1: lambda conn: _run_script(conn, SCHEMA_V2),
     2: lambda conn: _run_script(conn, SCHEMA_V3),
     3: lambda conn: _run_script(conn, SCHEMA_V4),
+    4: lambda conn: _run_script(conn, SCHEMA_V5),
 }
 
 

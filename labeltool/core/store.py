@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config, db, edits
+from .class_names import checked_class_name
 from .edits import Edit
 from .errors import EditError, ProjectError
 from .model import Box, Class, EditEntry, Image, Snapshot
@@ -95,6 +96,7 @@ class Project:
                 f"Pick the folder that holds {config.DB_FILENAME}, or create a project with File ▸ New project "
                 f"in the window (`labeltool new {root}` on the command line)."
             )
+        db.check_header(db_path)
         conn = db.connect(db_path)
         try:
             db.migrate(conn, db_path)
@@ -200,9 +202,7 @@ class Project:
 
     def add_class(self, name: str, *, color: str | None = None) -> int:
         """Add a class at the end of the class order; returns its id."""
-        name = name.strip()
-        if not name:
-            raise EditError("a class name cannot be empty")
+        name = checked_class_name(name)
         if self.class_by_name(name) is not None:
             raise EditError(f"class {name!r} already exists")
         position = int(self._query("SELECT coalesce(max(position) + 1, 0) FROM classes")[0][0])
@@ -211,9 +211,7 @@ class Project:
             return e.insert("classes", {"name": name, "color": color, "position": position})
 
     def rename_class(self, class_id: int, name: str) -> None:
-        name = name.strip()
-        if not name:
-            raise EditError("a class name cannot be empty")
+        name = checked_class_name(name)
         other = self.class_by_name(name)
         if other is not None and other.id != class_id:
             raise EditError(f"class {name!r} already exists; merge the classes instead of renaming")
@@ -240,6 +238,20 @@ class Project:
             for box_id in ids:
                 e.update("boxes", box_id, class_id=target_id)
             e.delete("classes", source_id)
+        return len(ids)
+
+    def delete_class(self, class_id: int, *, with_boxes: bool = False) -> int:
+        """Delete a class; one undoable edit. A class with boxes is refused unless ``with_boxes``
+        (then its boxes go too). Returns the number of boxes deleted."""
+        ids = [r[0] for r in self._query("SELECT id FROM boxes WHERE class_id = ?", (class_id,))]
+        if ids and not with_boxes:
+            raise EditError(f"the class has {len(ids)} boxes; merge it into another class, or delete its boxes too")
+        with self.edit("delete class") as e:
+            if e._conn.execute("SELECT 1 FROM classes WHERE id = ?", (class_id,)).fetchone() is None:
+                raise EditError(f"class {class_id} does not exist")
+            for box_id in ids:
+                e.delete("boxes", box_id)
+            e.delete("classes", class_id)
         return len(ids)
 
     def add_box(self, image_id: int, class_id: int, xyxy: Sequence[float]) -> int:

@@ -20,19 +20,23 @@ from labeltool.core.progress import Progress
 from labeltool.core.runs import current_run
 from labeltool.core.store import Project
 
-from . import Job
+from . import Job, writing
 
 DEFAULT_FOLDS = 3  # 3 folds: each model sees two thirds of the images; more folds cost more training
 QUICK_NOTE = ("quick check: the current model judged the images it was trained on, so it tends to agree with "
               "their labels and misses errors; run the full check (K-fold) for reliable results")
 
 
-def analyze_job(
+def analyze_job(project_dir: Path, **options: Any) -> Job[dict[str, Any]]:
+    """Analyse the project's labels; returns the analysis id, counts, thresholds and weak-class table."""
+    return (yield from writing(project_dir, "a label analysis", _analyze_job(project_dir, **options)))
+
+
+def _analyze_job(
     project_dir: Path, *, folds: int = DEFAULT_FOLDS, quick: bool = False, preset: str | None = None,
     minutes_per_fold: float | None = None, epochs_per_fold: int | None = None, seed: int = 0,
     device: str = "auto", weights_file: Path | None = None, image_size: int | None = None,
 ) -> Job[dict[str, Any]]:
-    """Analyse the project's labels; returns the analysis id, counts, thresholds and weak-class table."""
     from labeltool.ml.checkpoint import load_checkpoint
     from labeltool.ml.data import snapshot_samples
     from labeltool.ml.evaluate import evaluate_detections
@@ -127,7 +131,8 @@ def analyze_job(
             issues=issues)
         by_type = issue_counts(project, analysis_id=analysis_id)
         top = list_issues(project, analysis_id=analysis_id)[:10]
-    return {"analysis_id": analysis_id, "mode": "quick" if quick else "kfold", "counts": counts,
+    return {"analysis_id": analysis_id, "mode": "quick" if quick else "kfold", "folds": None if quick else folds,
+            "per_fold": fold_info, "counts": counts,
             "issues_by_type": by_type, "thresholds": quality.thresholds.to_dict(), "weak_classes": weak,
             "notes": notes, "oof_map50": evaluation.map50, "top_issue_ids": [i.id for i in top],
             "wall_s": summary["wall_s"], "scoring_s": quality.timings.get("total")}

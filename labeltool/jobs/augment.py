@@ -42,7 +42,7 @@ from labeltool.core.progress import Progress
 from labeltool.core.splits import assign_splits
 from labeltool.core.store import Project
 
-from . import Job
+from . import Job, writing
 
 DEFAULT_PRESET = "strong"
 WEAK_RECOMMENDATIONS = ("augment", "collect more images")  # weak-class rows that augmentation can help
@@ -84,16 +84,20 @@ def training_images(project: Project) -> list[TrainImage]:
             for im in project.images(split="train") if im.labeled and not is_derived_path(im.path)]
 
 
-def augment_job(
-    project_dir: Path, *, classes: Sequence[str] | None = None, per_class: int | None = None,
-    copy_paste: bool = False, seed: int = 0, preview_dir: Path | None = None, mode: str = "targeted",
-    count: int | None = None, preset: str = DEFAULT_PRESET,
-) -> Job[dict[str, Any]]:
+def augment_job(project_dir: Path, **options: Any) -> Job[dict[str, Any]]:
     """Make and record one augment set; returns its id, counts per class and the preview files.
 
     ``mode='uniform'`` (comparisons, e.g. bench/augment.py) makes ``count`` augmented copies of any
     training images instead, ignoring classes.
     """
+    return (yield from writing(project_dir, "an augmentation", _augment_job(project_dir, **options)))
+
+
+def _augment_job(
+    project_dir: Path, *, classes: Sequence[str] | None = None, per_class: int | None = None,
+    copy_paste: bool = False, seed: int = 0, preview_dir: Path | None = None, mode: str = "targeted",
+    count: int | None = None, preset: str = DEFAULT_PRESET,
+) -> Job[dict[str, Any]]:
     from labeltool.ml.augment import PRESETS
 
     t0 = time.monotonic()

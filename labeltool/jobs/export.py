@@ -25,6 +25,7 @@ from labeltool.core.bundle import extract_bundle, read_manifest, verify_manifest
 from labeltool.core.errors import BundleError, ExportError, ModelError, ProjectError
 from labeltool.core.progress import Progress
 from labeltool.core.runs import get_run
+from labeltool.core.signing import require_trusted
 from labeltool.core.store import Project
 
 from . import Job
@@ -89,6 +90,8 @@ def export_model_job(project_dir: Path, out: Path, *, run_id: int | None = None,
         raise ExportError("INT8 calibration needs project images, but none of the run's images are on disk; "
                           "export with --no-int8 or restore the images folder")
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):  # an export of this name that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         yield Progress("export", 1, 3, "ONNX export" + (f" + INT8 calibration on {len(calib)} images" if int8 else ""))
@@ -98,7 +101,7 @@ def export_model_job(project_dir: Path, out: Path, *, run_id: int | None = None,
             "run_id": run.id, "snapshot_id": run.snapshot_id, "preset": run.preset,
             "class_names": list(config["class_names"]), "image_size": int(config["image_size"]),
             "project": root.name, "calibration_images": info.get("calibration_images"),
-        })
+        }, sign=True)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
@@ -189,8 +192,12 @@ def _evaluate(samples: Sequence[Any], dets: list[Any], class_names: list[str]) -
 
 
 def verify_job(bundle: Path, project_dir: Path, *, threads: int = VERIFY_THREADS,
-               max_fp32_drop: float = MAX_FP32_DROP, max_int8_drop: float = MAX_INT8_DROP) -> Job[dict[str, Any]]:
+               max_fp32_drop: float = MAX_FP32_DROP, max_int8_drop: float = MAX_INT8_DROP,
+               trust_bundle: bool = False) -> Job[dict[str, Any]]:
     """Compare the bundle with PyTorch on the validation images of the run it came from.
+
+    The bundle's infer.py runs only when its manifest is signed by a key this installation trusts,
+    or with ``trust_bundle`` (``core/signing.py``).
 
     Writes ``<bundle>.verification.json`` next to the bundle and returns the same dict; ``verified``
     is true only when FP32 and (if present) INT8 lose at most the allowed mAP@.5 (fractions).
@@ -204,6 +211,7 @@ def verify_job(bundle: Path, project_dir: Path, *, threads: int = VERIFY_THREADS
         yield Progress("verify", 0, 4, "checking the bundle's manifest")
         bdir = _open_bundle(Path(bundle), stack)
         manifest = read_manifest(bdir)
+        signature = require_trusted(manifest, where=str(bundle), action="run its infer.py", trust=trust_bundle)
         run_id = manifest.get("run_id")
         with Project.open(project_dir) as project:
             try:
@@ -230,7 +238,7 @@ def verify_job(bundle: Path, project_dir: Path, *, threads: int = VERIFY_THREADS
     report = verification_report(results, latency, sizes, class_names, max_fp32_drop=max_fp32_drop,
                                  max_int8_drop=max_int8_drop)
     report.update({"bundle": str(bundle), "run_id": run.id, "snapshot_id": run.snapshot_id, "threads": threads,
-                   "n_images": len(val)})
+                   "n_images": len(val), "signature": signature})
     target = Path(str(Path(bundle)).removesuffix(".zip") + VERIFICATION_SUFFIX)
     target.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     report["report_file"] = str(target)
@@ -273,9 +281,10 @@ def verification_report(results: dict[str, Any], latency: dict[str, list[float]]
     return out
 
 
-def deploy_job(bundle: Path | None, target: str, *, rollback: bool = False,
+def deploy_job(bundle: Path | None, target: str, *, rollback: bool = False, trust_bundle: bool = False,
                **ssh_options: Any) -> Job[dict[str, Any]]:
-    """Deploy a bundle folder/zip to a folder or ssh:// target (or roll the target back)."""
+    """Deploy a bundle folder/zip to a folder or ssh:// target (or roll the target back). A bundle is
+    installed only when signed by a key this installation trusts, or with ``trust_bundle``."""
     from dataclasses import asdict
 
     from labeltool.core import deploy as dep
@@ -290,6 +299,9 @@ def deploy_job(bundle: Path | None, target: str, *, rollback: bool = False,
         verified = None
         if verification.is_file():
             verified = bool(json.loads(verification.read_text(encoding="utf-8")).get("verified"))
+        with tempfile.TemporaryDirectory(prefix="lt-deploy-") as stack_dir:
+            bdir = _open_bundle(Path(bundle), tempfile.TemporaryDirectory(dir=stack_dir))
+            require_trusted(read_manifest(bdir), where=str(bundle), action="install it", trust=trust_bundle)
         yield Progress("deploy", 0, 1, f"deploying {bundle} to {target}")
         result = dep.deploy(Path(bundle), target, **ssh_options)
         yield Progress("deploy", 1, 1, "done")

@@ -11,7 +11,7 @@ from labeltool.core.progress import Progress
 from labeltool.core.runs import current_run, get_run, store_predictions
 from labeltool.core.store import Project
 
-from . import Job
+from . import Job, writing
 
 
 def _run_or_current(project: Project, run_id: int | None) -> Run:
@@ -25,7 +25,7 @@ def train_job(project_dir: Path, **options: Any) -> Job[dict[str, Any]]:
     """Fine-tune on the project's labels (options: see ``labeltool.ml.train.TrainOptions``)."""
     from labeltool.ml.train import TrainOptions, train
 
-    return (yield from train(Path(project_dir), TrainOptions(**options)))
+    return (yield from writing(project_dir, "a training", train(Path(project_dir), TrainOptions(**options))))
 
 
 def evaluate_job(project_dir: Path, *, run_id: int | None = None, device: str = "auto") -> Job[dict[str, Any]]:

@@ -381,6 +381,40 @@ def watch(bundle: Bundle, folder: Path, *, out_dir: Path | None = None, interval
         time.sleep(interval)
 
 
+def check_signature(directory: Path, public_key_file: Path) -> str | None:
+    """Why the bundle in ``directory`` must not run (not signed by the key in ``public_key_file``, or a
+    file differs from its manifest), or None when it may. Same rule as labeltool's core/signing.py."""
+    import base64
+    import hashlib
+
+    try:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError:
+        return "checking a signature needs the cryptography package: pip install cryptography"
+    directory = Path(directory)
+    try:
+        parts = Path(public_key_file).read_text(encoding="utf-8").split()
+        key = base64.b64decode(parts[1], validate=True)
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        sig = manifest.pop("signature")
+        body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        if base64.b64decode(sig["public_key"], validate=True) != key:
+            return f"the bundle is signed by another key than {public_key_file}; not running it"
+        Ed25519PublicKey.from_public_bytes(key).verify(base64.b64decode(sig["value"], validate=True), body)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, InvalidSignature) as exc:
+        return f"the bundle's signature cannot be checked against {public_key_file} ({type(exc).__name__}); not running it"
+    for name, entry in manifest["files"].items():
+        path = directory / name
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return f"{name} is missing from the bundle; not running it"
+        if digest != entry["sha256"]:
+            return f"{name} differs from the signed manifest; not running it"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry; returns the exit code (0 ok, 1 some image failed, 2 bad arguments)."""
     parser = argparse.ArgumentParser(description="Detect defects with a labeltool edge bundle.")
@@ -392,12 +426,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--watch", action="store_true", help="keep polling the folder for new images")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between polls in --watch mode")
     parser.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: this script's folder)")
+    parser.add_argument("--public-key", type=Path, default=None,
+                        help="refuse to run unless the bundle is signed by this key (labeltool's signing-key.pub; "
+                             "needs the cryptography package) and every file matches the manifest")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     if args.score_threshold is not None and not 0.0 <= args.score_threshold < 1.0:
         parser.error("--score-threshold must be in [0, 1)")
     if not args.input.exists():
         parser.error(f"{args.input} does not exist")
+    if args.public_key is not None:
+        problem = check_signature(args.bundle or Path(__file__).resolve().parent, args.public_key)
+        if problem:
+            log.error("%s", problem)
+            return 3
     bundle = load_bundle(args.bundle, model=args.model, threads=args.threads)
     if args.watch:
         if not args.input.is_dir():

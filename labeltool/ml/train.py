@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from labeltool.core.errors import ModelError
+from labeltool.core.leftovers import pending
 from labeltool.core.model import Run
 from labeltool.core.progress import Progress
 from labeltool.core.runs import current_run, get_run, record_run
@@ -63,17 +64,23 @@ def train(project_dir: Path, options: TrainOptions | None = None) -> Generator[P
         previous = current_run(project)
         runs_dir = project.root / "runs"
     tmp_dir = runs_dir / f".tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        return (yield from _train(project_dir, options, preset, started=started, t0=t0, snapshot_id=snapshot_id,
-                                  class_names=class_names, samples=samples, previous=previous, assigned=assigned,
-                                  tmp_dir=tmp_dir, runs_dir=runs_dir, init_dir=init_dir, continue_note=continue_note))
-    except BaseException:
-        if split_edit is not None:  # take back the split it assigned, unless the user edited since
-            with Project.open(project_dir) as project:
-                project.undo(only=split_edit)
-        raise
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    # killed (no except/finally runs): the note lets the next writer take the split back (core/leftovers.py)
+    with pending(runs_dir.parent, job="training", split_edit=split_edit):
+        try:
+            return (yield from _train(project_dir, options, preset, started=started, t0=t0, snapshot_id=snapshot_id,
+                                      class_names=class_names, samples=samples, previous=previous, assigned=assigned,
+                                      tmp_dir=tmp_dir, runs_dir=runs_dir, init_dir=init_dir,
+                                      continue_note=continue_note))
+        except BaseException:
+            if split_edit is not None:  # take back the split it assigned, unless the user edited since
+                with Project.open(project_dir) as project:
+                    project.undo(only=split_edit)
+            raise
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+FEW_EPOCHS = 3  # a minute-budgeted training with fewer epochs says so (a busy machine trains less)
 
 
 def _train(project_dir: Path, options: TrainOptions, preset: Preset, *, started: str, t0: float,
@@ -98,6 +105,10 @@ def _train(project_dir: Path, options: TrainOptions, preset: Preset, *, started:
     device, threads, weights, train_s_wall = result.device, result.threads, result.weights, result.loop_s
     size, batch_size = preset.image_size, options.batch_size or preset.batch_size
     val_ds = DetectionDataset(val_s, size=size)
+    if options.minutes is not None and len(history) < FEW_EPOCHS:
+        notes.append(f"only {len(history)} epoch{'s' if len(history) != 1 else ''} fit in the {options.minutes:g}-minute "
+                     f"budget ({seen / max(1e-9, train_s_wall):.1f} images/s): the model is undertrained. Give it more "
+                     "minutes, or check that no other training or analysis shares the CPU")
 
     prev_eval, delta = None, None
     if previous is not None:

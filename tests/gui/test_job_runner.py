@@ -131,3 +131,27 @@ def _ended(pid: int | None) -> bool:
             return f.read().split(")")[-1].split()[0] == "Z"  # ended, not yet reaped
     except FileNotFoundError:
         return True
+
+
+def test_model_jobs_wait_their_turn_instead_of_sharing_the_cores(qtbot) -> None:
+    runner = JobRunner()
+    events = record(runner)
+    assert runner.start("train", SLEEP, {"seconds": 1.0, "steps": 5})
+    assert runner.start("analyze", SLEEP, {"seconds": 0.2, "steps": 2})  # accepted, but queued
+    assert runner.is_running("analyze") and runner.is_queued("analyze") and runner.pid("analyze") is None
+    assert not runner.start("analyze", SLEEP, {"seconds": 0.1, "steps": 1})  # one of a kind, queued included
+    queued = [e for e in events if e[:3] == ("progress", "analyze", "queued")]
+    assert len(queued) == 1
+    with qtbot.waitSignal(runner.finished, timeout=60_000, check_params_cb=lambda kind, _: kind == "analyze"):
+        pass
+    finished = [e[1] for e in events if e[0] == "finished"]
+    assert finished == ["train", "analyze"]  # one after the other
+    first_analyze = next(i for i, e in enumerate(events) if e[:2] == ("progress", "analyze") and e[2] != "queued")
+    assert first_analyze > events.index(next(e for e in events if e[:2] == ("finished", "train")))
+    # a queued job can be cancelled before it starts
+    assert runner.start("train", SLEEP, {"seconds": 30, "steps": 300})
+    assert runner.start("augment", SLEEP, {"seconds": 0.1, "steps": 1})
+    with qtbot.waitSignal(runner.cancelled, timeout=5_000) as blocker:
+        runner.cancel("augment")
+    assert blocker.args == ["augment"] and not runner.is_running("augment") and runner.is_running("train")
+    runner.shutdown(5.0)

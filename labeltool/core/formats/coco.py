@@ -25,6 +25,7 @@ from labeltool.core.formats.common import (
     safe_relpath,
     write_text_atomic,
 )
+from labeltool.core.formats.limits import load_json
 from labeltool.core.labels import ImageRecord, LabelSet, Report
 
 ANNOTATIONS_FILENAME = "annotations.json"  # what write_coco writes; the reader takes any name
@@ -35,24 +36,7 @@ _SPLITS = ("train", "val", "test")
 
 
 def _load_json(json_path: Path) -> dict[str, Any]:
-    try:
-        text = json_path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ImportFormatError(f"{json_path} does not exist. Pick an existing COCO .json file.") from None
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(
-            f"{json_path} is not UTF-8 text (byte {exc.start}). Pick a COCO .json annotation file."
-        ) from None
-    except OSError as exc:
-        raise ImportFormatError(f"cannot read {json_path}: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFormatError(
-            f"{json_path.name}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}. "
-            "The file is damaged or not JSON; fix it in a text editor or export it again from the "
-            "labeling tool."
-        ) from None
+    data = load_json(json_path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise ImportFormatError(
             f"{json_path.name}: no 'images' list at the top level, so this is not a COCO annotation file. "

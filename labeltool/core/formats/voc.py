@@ -28,6 +28,7 @@ from labeltool.core.formats.common import (
     safe_relpath,
     write_text_atomic,
 )
+from labeltool.core.formats.limits import XmlFileError, parse_xml
 from labeltool.core.labels import ImageRecord, LabelSet, Report
 
 SPLITS = ("train", "val", "test")  # ImageSets/Main/<split>.txt files read and written
@@ -100,13 +101,9 @@ def _read_xml(
     xml: Path, fname: str, dirs: list[Path], root: Path, image_root: Path, report: Report
 ) -> ImageRecord | None:
     try:
-        ann = ET.parse(xml).getroot()
-    except ET.ParseError as exc:
-        line, col = exc.position
-        report.error(fname, "", f"not valid XML (line {line}, column {col + 1}); file skipped")
-        return None
-    except OSError as exc:
-        report.error(fname, "", f"cannot read the file ({exc}); skipped")
+        ann = parse_xml(xml)
+    except XmlFileError as exc:
+        report.error(fname, "", str(exc))
         return None
     if ann.tag != "annotation":
         report.error(fname, "", f"root element is <{ann.tag}>, not <annotation>: not a Pascal VOC file; skipped")

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from labeltool.core.class_names import class_name_problem
 from labeltool.core.errors import ImportFormatError
 from labeltool.core.formats.common import (
     check_box,
@@ -28,6 +29,7 @@ from labeltool.core.formats.common import (
     read_image_info,
     write_text_atomic,
 )
+from labeltool.core.formats.limits import load_yaml
 from labeltool.core.labels import ImageRecord, LabelSet, Report
 
 SPLITS = ("train", "val", "test")  # data.yaml keys read, in this order
@@ -49,16 +51,7 @@ def _find_yaml(data_yaml: Path) -> Path:
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ImportFormatError(
-            f"{path.name}: YAML syntax error{where}: {exc.problem}. Fix the file in a text editor."
-        ) from None
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
-        raise ImportFormatError(f"{path.name}: cannot be read as YAML ({exc}).") from None
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise ImportFormatError(f"{path.name}: expected keys like 'train', 'val' and 'names'; found none.")
     return data
@@ -69,7 +62,7 @@ def _read_names(data: dict[str, Any], yname: str, report: Report) -> tuple[list[
     names = data.get("names")
     id_to_name: dict[int, str] = {}
     if isinstance(names, list):
-        id_to_name = {i: str(n) for i, n in enumerate(names)}
+        id_to_name = {i: _name(n) for i, n in enumerate(names)}
     elif isinstance(names, dict):
         for key, value in names.items():
             try:
@@ -77,7 +70,7 @@ def _read_names(data: dict[str, Any], yname: str, report: Report) -> tuple[list[
             except (TypeError, ValueError):
                 report.error(yname, f"names[{key!r}]", "class id is not a whole number; class skipped")
                 continue
-            id_to_name[cid] = str(value)
+            id_to_name[cid] = _name(value)
         if sorted(id_to_name) != list(range(len(id_to_name))):
             report.warning(yname, "names", "class ids are not 0..N-1; they are renumbered in that order")
     elif names is None and isinstance(data.get("nc"), int) and data["nc"] >= 0:
@@ -88,6 +81,11 @@ def _read_names(data: dict[str, Any], yname: str, report: Report) -> tuple[list[
             f"{yname}: 'names' (the class names) is missing or not a list/dict. Add e.g. "
             "'names: [scratch, dent]' to the file."
         )
+    for cid in sorted(id_to_name):
+        if (problem := class_name_problem(id_to_name[cid])) is not None:
+            report.error(yname, f"names[{cid}]", f"{problem}; class id {cid} and its boxes are skipped. Give it a "
+                         "plain one-line name in the file")
+            del id_to_name[cid]
     classes: list[str] = []
     for cid in sorted(id_to_name):
         if id_to_name[cid] in classes:
@@ -95,6 +93,12 @@ def _read_names(data: dict[str, Any], yname: str, report: Report) -> tuple[list[
         else:
             classes.append(id_to_name[cid])
     return classes, id_to_name
+
+
+def _name(value: object) -> Any:  # noqa: ANN401
+    """A YAML class name as text; null and lists/maps stay as they are, so they are refused by name
+    (core/class_names.py) instead of becoming a class called 'None'."""
+    return value if value is None or isinstance(value, (list, dict)) else str(value)
 
 
 def _resolve_root(data: dict[str, Any], ydir: Path, yname: str, report: Report) -> Path:

@@ -236,7 +236,10 @@ def test_infer_template_imports_no_labeltool_or_torch() -> None:
     tree = ast.parse(Path(bi.__file__).read_text())
     mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     mods |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert mods - set(sys.stdlib_module_names) == {"numpy", "onnxruntime", "PIL"}
+    # cryptography only inside check_signature (--public-key), behind an ImportError with the pip command
+    assert mods - set(sys.stdlib_module_names) == {"numpy", "onnxruntime", "PIL", "cryptography"}
+    source = Path(bi.__file__).read_text()
+    assert source.count("from cryptography") == 2 and "except ImportError:" in source.split("def check_signature")[1]
 
 
 @pytest.mark.parametrize("variant", ["int8", "fp16"])
