@@ -15,10 +15,12 @@ from typing import Any
 from labeltool.core.errors import ModelError
 from labeltool.core.fix_priority import class_headroom
 from labeltool.core.issue_order import WEAK_MODEL_MAP50
+from labeltool.core.issue_types import issue_type
 from labeltool.core.issues import NewIssue, issue_counts, list_issues, record_analysis
 from labeltool.core.progress import Progress
 from labeltool.core.runs import current_run
 from labeltool.core.store import Project
+from labeltool.ml.train_defaults import FEW_EPOCHS
 
 from . import Job, writing
 
@@ -91,6 +93,11 @@ def _analyze_job(
         if weights == "random":
             notes.append("the fold models started from random weights (no pretrained backbone found): "
                          "predictions are weaker, so fewer errors are found")
+        few = [f["epochs"] for f in fold_info if f["epochs"] < FEW_EPOCHS]
+        if options.minutes is not None and few:
+            notes.append(f"{len(few)} of the {folds} fold models fit only {min(few)}–{max(few)} epochs in their "
+                         f"{options.minutes:g} minutes: they are undertrained and miss errors. Give the analysis more "
+                         "minutes per fold, or check that no other training shares the CPU")
 
     yield Progress("score", 0, 1, "scoring every label with cleanlab and own checks")
     kwargs = {"gt_boxes": [s.boxes for s in samples], "gt_labels": [s.labels for s in samples],
@@ -153,14 +160,15 @@ def _new_issue(cand: Any, samples: list[Any], class_names: list[str], class_ids:
         box_id = int(sample.box_ids[cand.box_index])
     class_id = class_ids[class_names[cand.label]] if cand.label is not None else None
     suggested = class_ids[class_names[cand.suggested_class]] if cand.suggested_class is not None else None
-    if cand.type == "overlooked":
-        fix = {"action": "add_box", "class_id": suggested, "xyxy": [float(v) for v in cand.suggested_box]}
+    action = issue_type(cand.type).fix_action
+    if action == "add_box":
+        fix = {"action": action, "class_id": suggested, "xyxy": [float(v) for v in cand.suggested_box]}
         class_id = suggested
-    elif cand.type == "swap":
-        fix = {"action": "set_class", "box_id": box_id, "class_id": suggested}
-    elif cand.type == "badloc":
-        fix = {"action": "move_box", "box_id": box_id, "xyxy": [float(v) for v in cand.suggested_box]}
-    else:  # spurious, duplicate
-        fix = {"action": "delete_box", "box_id": box_id}
+    elif action == "set_class":
+        fix = {"action": action, "box_id": box_id, "class_id": suggested}
+    elif action == "move_box":
+        fix = {"action": action, "box_id": box_id, "xyxy": [float(v) for v in cand.suggested_box]}
+    else:  # delete_box: spurious, duplicate, added checks
+        fix = {"action": action, "box_id": box_id}
     return NewIssue(type=cand.type, image_id=sample.image_id, box_id=box_id, class_id=class_id,
                     score=float(cand.score), fix=fix)

@@ -35,6 +35,7 @@ from .fit import TrainOptions, evaluate_on, fit, lr_at
 from .model import forward_flops
 from .predict import resolve_device
 from .presets import Preset, current_preset_for, get_preset, same_network
+from .train_defaults import FEW_EPOCHS
 
 
 def train(project_dir: Path, options: TrainOptions | None = None) -> Generator[Progress, None, dict[str, Any]]:
@@ -78,9 +79,6 @@ def train(project_dir: Path, options: TrainOptions | None = None) -> Generator[P
             raise
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-FEW_EPOCHS = 3  # a minute-budgeted training with fewer epochs says so (a busy machine trains less)
 
 
 def _train(project_dir: Path, options: TrainOptions, preset: Preset, *, started: str, t0: float,

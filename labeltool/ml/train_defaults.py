@@ -58,6 +58,8 @@ SETUP_MS_PER_IMAGE = 5.0  # image decoding and letterboxing per image
 # From the pretrained edge backbone the generated set (240 training images) reached val mAP@.5 0.80 after
 # ~2,600 images seen (3-minute budget) and 0.94 after ~4,000 (5 minutes, 17 epochs); from random init 0.73 took 10,000
 TARGET_IMAGES_SEEN = 4000
+# A minute-budgeted training (or fold model) that fit fewer epochs says so: a busy machine trains less
+FEW_EPOCHS = 3
 MIN_EPOCHS = 10  # large sets: never fewer passes than this (unless the time limit says otherwise)
 MAX_EPOCHS = 40  # tiny sets: more passes only over-fit
 MAX_MINUTES: dict[str, float] = {"cpu": 30.0, "cuda": 60.0}  # one click should not block the laptop longer
