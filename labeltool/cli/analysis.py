@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from labeltool.core.issue_types import type_names
+
 from .common import EXIT_OK
 from .common import run_job as _run
 
@@ -160,7 +162,7 @@ def add_parsers(add: Any) -> None:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("action", nargs="?", choices=("list", "accept", "reject"), default="list")
     p.add_argument("ids", nargs="*", type=int, metavar="ISSUE_ID")
-    p.add_argument("--type", action="append", choices=("overlooked", "swap", "badloc", "spurious", "duplicate"))
+    p.add_argument("--type", action="append", choices=type_names())
     p.add_argument("--class", dest="cls", action="append", metavar="C")
     p.add_argument("--status", default="open", choices=("open", "accepted", "rejected", "superseded", "all"))
     p.add_argument("--order", default="likely", choices=("likely", "impact"),

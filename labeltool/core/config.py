@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Project store -------------------------------------------------------------------------------
-SCHEMA_VERSION = 5  # bump together with a migration in core/schema.py
+SCHEMA_VERSION = 6  # bump together with a migration in core/schema.py
 DB_FILENAME = "project.db"
 IMAGES_DIRNAME = "images"
 BUSY_TIMEOUT_S = 10.0  # how long a writer waits for another writer before ProjectLockedError

@@ -32,14 +32,12 @@ from typing import Any
 from . import db
 from .edits import Edit, read_row
 from .errors import EditError, ProjectError
+from .issue_types import issue_type, type_names
 from .model import Analysis, Issue
 from .store import Project, now_iso
 
-ISSUE_TYPES = ("overlooked", "swap", "badloc", "spurious", "duplicate")
 STATUSES = ("open", "accepted", "rejected", "superseded")
 MODES = ("kfold", "quick")
-FIX_ACTIONS = {"overlooked": "add_box", "swap": "set_class", "badloc": "move_box",
-               "spurious": "delete_box", "duplicate": "delete_box"}
 # A rejected 'overlooked' issue suppresses a new one of the same class whose suggested box overlaps
 # it at least this much (IoU); the model's box for the same defect wobbles a little between runs.
 REJECTED_MATCH_IOU = 0.5
@@ -139,8 +137,9 @@ def _checked_issue(issue: NewIssue, k: int, sizes: dict[int, tuple[int, int]], c
     if not isinstance(issue, NewIssue):
         raise TypeError(f"issues[{k}] must be a NewIssue, got {type(issue).__name__}")
     where = f"issues[{k}] ({issue.type} on image {issue.image_id})"
-    if issue.type not in ISSUE_TYPES:
-        raise ValueError(f"issues[{k}]: type must be one of {ISSUE_TYPES}, got {issue.type!r}")
+    if issue.type not in type_names():
+        raise ValueError(f"issues[{k}]: type must be one of {type_names()}, got {issue.type!r}")
+    kind = issue_type(issue.type)
     image_id = _int_or_none(issue.image_id, where, "image_id")
     if image_id not in sizes:
         raise ValueError(f"{where}: the project has no image {issue.image_id}")
@@ -153,9 +152,9 @@ def _checked_issue(issue: NewIssue, k: int, sizes: dict[int, tuple[int, int]], c
     if not 0.0 <= score <= 1.0:
         raise ValueError(f"{where}: score must be a number in 0..1, got {issue.score!r}")
     fix = _plain(dict(issue.fix)) if isinstance(issue.fix, dict) else None
-    if fix is None or fix.get("action") != FIX_ACTIONS[issue.type]:
-        raise ValueError(f"{where}: fix must be a dict with action {FIX_ACTIONS[issue.type]!r}, got {issue.fix!r}")
-    if issue.type == "overlooked":
+    if fix is None or fix.get("action") != kind.fix_action:
+        raise ValueError(f"{where}: fix must be a dict with action {kind.fix_action!r}, got {issue.fix!r}")
+    if not kind.on_box:
         if box_id is not None or class_id not in classes or fix.get("class_id") != class_id:
             raise ValueError(f"{where}: needs box_id None and an existing class_id equal to fix['class_id']")
     elif box_id is None or fix.get("box_id") != box_id:
@@ -168,7 +167,7 @@ def _checked_issue(issue: NewIssue, k: int, sizes: dict[int, tuple[int, int]], c
 
 
 def _same_issue(new: NewIssue, old: Issue) -> bool:
-    if new.type == "overlooked":
+    if not issue_type(new.type).on_box:
         return old.class_id == new.class_id and iou(old.fix["xyxy"], new.fix["xyxy"]) >= REJECTED_MATCH_IOU
     return old.box_id == new.box_id
 
@@ -311,8 +310,8 @@ def list_issues(
     ``types``/``class_names``/``status`` filter (None = any). A class matches the issue's class
     (the box's class, or the class to add) and, for 'swap', also the suggested class.
     """
-    if types is not None and (bad := [t for t in types if t not in ISSUE_TYPES]):
-        raise ValueError(f"unknown issue type(s) {bad}; known: {', '.join(ISSUE_TYPES)}")
+    if types is not None and (bad := [t for t in types if t not in type_names()]):
+        raise ValueError(f"unknown issue type(s) {bad}; known: {', '.join(type_names())}")
     if status is not None and status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES} or None, got {status!r}")
     class_ids: set[int] | None = None
@@ -334,19 +333,19 @@ def list_issues(
     found = [_issue(r) for r in project.connection.execute(sql + " ORDER BY score, id", params)]
     if class_ids is not None:
         found = [i for i in found
-                 if i.class_id in class_ids or (i.type == "swap" and i.fix.get("class_id") in class_ids)]
+                 if i.class_id in class_ids or (i.fix.get("action") == "set_class" and i.fix.get("class_id") in class_ids)]
     return found
 
 
 def issue_counts(project: Project, *, analysis_id: int | None = None) -> dict[str, dict[str, int]]:
     """``{type: {status: n}}`` for every type and status (zeros included) of an analysis (default: latest)."""
-    counts = {t: dict.fromkeys(STATUSES, 0) for t in ISSUE_TYPES}
+    counts = {t: dict.fromkeys(STATUSES, 0) for t in type_names()}
     aid = _analysis_id(project, analysis_id)
     if aid is not None:
         for kind, status, n in project.connection.execute(
             "SELECT type, status, count(*) FROM issues WHERE analysis_id = ? GROUP BY type, status", (aid,)
         ):
-            counts[kind][status] = n
+            counts.setdefault(kind, dict.fromkeys(STATUSES, 0))[status] = n  # a type no longer registered
     return counts
 
 

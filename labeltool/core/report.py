@@ -21,18 +21,12 @@ from typing import Any
 from .errors import ExportError, ImageLoadError, ProjectError
 from .images import load_image
 from .issue_order import analysis_headroom, issue_impacts
+from .issue_types import issue_types, title
 from .issues import get_analysis, issue_counts, latest_analysis, list_issues
 from .model import Issue
 from .store import Project
 
 REPORT_SCHEMA_VERSION = 1  # bump when the JSON layout changes
-TYPE_TEXT = {  # issue type -> (title, one-line explanation), in plain words
-    "overlooked": ("Missing box", "the model sees a defect here that has no box"),
-    "swap": ("Wrong class", "the box probably has the wrong defect class"),
-    "badloc": ("Badly placed box", "the box does not fit the defect well"),
-    "spurious": ("Box on nothing", "the model sees no defect inside this box"),
-    "duplicate": ("Duplicate box", "the same defect has two boxes"),
-}
 STATUS_TEXT = {"open": "to review", "accepted": "accepted", "rejected": "rejected",
                "superseded": "replaced by a newer analysis"}
 QUICK_NOTE = (
@@ -82,7 +76,7 @@ def _issue_data(issue: Issue, names: dict[int, str], paths: dict[int, str], boxe
     if "class_id" in fix:
         fix["class"] = _name(names, fix["class_id"])
     return {
-        "id": issue.id, "type": issue.type, "title": TYPE_TEXT[issue.type][0], "score": round(issue.score, 4),
+        "id": issue.id, "type": issue.type, "title": title(issue.type), "score": round(issue.score, 4),
         "impact": round(impact, 4), "status": issue.status, "image_id": issue.image_id, "image": paths.get(issue.image_id),
         "class_id": issue.class_id, "class": _name(names, issue.class_id), "box_id": issue.box_id,
         "box_xyxy": boxes.get(issue.box_id) if issue.box_id is not None else None,
@@ -289,9 +283,10 @@ def render_html(project: Project, data: dict, *, thumb_side: int = 256) -> str:
     out.append(f"<h2>What was found</h2><p>{counts['open']} possible label errors to review "
                f"(of {counts['total']} found by this analysis).</p><table><tr><th>Problem</th>"
                + "".join(f"<th>{esc(s)}</th>" for s in STATUS_TEXT.values()) + "</tr>")
-    for kind, (title, meaning) in TYPE_TEXT.items():
-        out.append(f'<tr><td><b>{esc(title)}</b> <span class="small">({esc(kind)}: {esc(meaning)})</span></td>'
-                   + "".join(f'<td class="n">{counts["by_type"][kind][s]}</td>' for s in STATUS_TEXT) + "</tr>")
+    for kind in issue_types():
+        row = counts["by_type"].get(kind.name, dict.fromkeys(STATUS_TEXT, 0))
+        out.append(f'<tr><td><b>{esc(kind.title)}</b> <span class="small">({esc(kind.name)}: {esc(kind.meaning)})</span>'
+                   "</td>" + "".join(f'<td class="n">{row[s]}</td>' for s in STATUS_TEXT) + "</tr>")
     out.append("</table>")
     weak = data["weak_classes"]
     if weak:

@@ -15,9 +15,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .derived import AugmentSet
-from .issues import ISSUE_TYPES
+from .issue_types import issue_type, type_names
+from .issue_types import title as type_title_of
 from .model import Analysis, Box, Class, Issue
-from .report import TYPE_TEXT, WEAK_CLASS_KEYS, fix_text
+from .report import WEAK_CLASS_KEYS, fix_text
 from .store import Project
 
 # (status value for list filters, words in the status filter); None = any status
@@ -42,14 +43,14 @@ QUALITY_HELP = "label quality: how consistent the class's boxes are (1 = no doub
 def concerns_class(issue: Issue, class_id: int) -> bool:
     """True when the issue is about ``class_id``: its box's class (or the class to add) or, for a
     'swap', the suggested class — the same rule as ``issues.list_issues``."""
-    return issue.class_id == class_id or (issue.type == "swap" and issue.fix.get("class_id") == class_id)
+    return issue.class_id == class_id or (issue.fix.get("action") == "set_class" and issue.fix.get("class_id") == class_id)
 
 
 def filter_issues(issues: Iterable[Issue], *, type: str | None = None, class_id: int | None = None,
                   status: str | None = "open") -> list[Issue]:
     """The issues matching every given filter (None = any), in their order (most likely errors first)."""
-    if type is not None and type not in ISSUE_TYPES:
-        raise ValueError(f"unknown issue type {type!r}; known: {', '.join(ISSUE_TYPES)}")
+    if type is not None:
+        issue_type(type)  # ValueError naming the known types
     return [i for i in issues
             if (type is None or i.type == type) and (status is None or i.status == status)
             and (class_id is None or concerns_class(i, class_id))]
@@ -57,7 +58,7 @@ def filter_issues(issues: Iterable[Issue], *, type: str | None = None, class_id:
 
 def type_title(kind: str) -> str:
     """'swap' -> 'Wrong class' (the words of the report)."""
-    return TYPE_TEXT[kind][0] if kind in TYPE_TEXT else kind
+    return type_title_of(kind)
 
 
 def counts_text(issues: Sequence[Issue]) -> str:
@@ -72,7 +73,7 @@ def counts_text(issues: Sequence[Issue]) -> str:
     decided = ", ".join(f"{status[s]} {s}" for s in ("accepted", "rejected", "superseded") if status[s])
     if not left:
         return f"All {len(issues)} reviewed" + (f" — {decided}" if decided else "")
-    by_type = ", ".join(f"{left[t]} {type_title(t).lower()}" for t in ISSUE_TYPES if left[t])
+    by_type = ", ".join(f"{left[t]} {type_title(t).lower()}" for t in type_names() if left.get(t))
     text = f"{status['open']} to review of {len(issues)} — {by_type}"
     return text + (f" · {decided}" if decided else "")
 
@@ -128,7 +129,7 @@ def issue_rows(issues: Iterable[Issue], *, names: dict[int, str], paths: dict[in
         gain = f"{gains[i.id]:.2f}" if gains is not None and i.id in gains else ""
         path = paths.get(i.image_id, f"image {i.image_id} (deleted)")
         fix = fix_text(i, names)
-        title, meaning = TYPE_TEXT.get(i.type, (i.type, ""))
+        title, meaning = _wording(i.type)
         rows.append(IssueRow(
             id=i.id, problem=title, class_name="–" if i.class_id is None else names.get(i.class_id, f"class {i.class_id}"),
             score=f"{i.score:.2f}", image=PurePosixPath(path).name, fix=fix[:1].upper() + fix[1:], status=i.status,
@@ -253,7 +254,7 @@ def open_issues_by_class(issues: Iterable[Issue]) -> Counter[int]:
     for i in issues:
         if i.status != "open":
             continue
-        ids = {i.class_id} | ({i.fix.get("class_id")} if i.type == "swap" else set())
+        ids = {i.class_id} | ({i.fix.get("class_id")} if i.fix.get("action") == "set_class" else set())
         counts.update(c for c in ids if isinstance(c, int))
     return counts
 
@@ -340,3 +341,12 @@ def tile_caption(member: dict[str, Any], source_paths: dict[int, str]) -> str:
 def more_text(total: int, shown: int) -> str:
     """'… and 140 more images (not shown)' or ''."""
     return f"… and {total - shown} more image{'s' if total - shown != 1 else ''} (not shown)" if total > shown else ""
+
+
+def _wording(name: str) -> tuple[str, str]:
+    """(title, meaning) of an issue type; the bare name for a type no longer registered."""
+    try:
+        kind = issue_type(name)
+    except ValueError:
+        return name, ""
+    return kind.title, kind.meaning

@@ -234,6 +234,31 @@ WHEN EXISTS (SELECT 1 FROM images WHERE sha256 = NEW.sha256)
 BEGIN SELECT RAISE(ABORT, 'an image with the same content is already in the project'); END;
 """
 
+# Version 6: the issue type is data, not a CHECK list (core/issue_types.py is the one list; a new check
+# needs no migration). SQLite cannot drop a CHECK, so the table is rebuilt with the same rows and ids.
+SCHEMA_V6 = """
+CREATE TABLE issues_v6 (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    analysis_id INTEGER NOT NULL REFERENCES analyses (id),
+    type        TEXT NOT NULL,              -- a name from core/issue_types.py
+    image_id    INTEGER NOT NULL REFERENCES images (id),
+    box_id      INTEGER,                    -- the labeled box concerned; NULL for 'overlooked'
+    class_id    INTEGER,                    -- class of the box ('overlooked': the class to add)
+    score       REAL NOT NULL,              -- 0..1, lower = more likely a label error
+    fix         TEXT NOT NULL,              -- JSON: {"action": "add_box" | "set_class" | "move_box" | "delete_box", ...}
+    status      TEXT NOT NULL DEFAULT 'open'
+                CHECK (status IN ('open', 'accepted', 'rejected', 'superseded')),
+    labels_hash TEXT NOT NULL,              -- hash of the image's boxes when analysed (core/issues.py)
+    created_at  TEXT NOT NULL
+);
+INSERT INTO issues_v6 SELECT id, analysis_id, type, image_id, box_id, class_id, score, fix, status, labels_hash,
+    created_at FROM issues;
+DROP TABLE issues;
+ALTER TABLE issues_v6 RENAME TO issues;
+CREATE INDEX issues_analysis ON issues (analysis_id, status);
+CREATE INDEX issues_image ON issues (image_id);
+"""
+
 Migration = Callable[[sqlite3.Connection], None]
 
 # MIGRATIONS[v] upgrades a database from version v to v + 1. Version 0 is an empty file.
@@ -243,6 +268,7 @@ MIGRATIONS: dict[int, Migration] = {
     2: lambda conn: _run_script(conn, SCHEMA_V3),
     3: lambda conn: _run_script(conn, SCHEMA_V4),
     4: lambda conn: _run_script(conn, SCHEMA_V5),
+    5: lambda conn: _run_script(conn, SCHEMA_V6),
 }
 
 

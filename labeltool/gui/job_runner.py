@@ -1,6 +1,6 @@
 """Runs jobs in child processes and turns their messages into Qt signals (one job per kind).
 
-Jobs that train or run models (:data:`CPU_KINDS`) take every core: two at once ran about 8x slower
+Jobs that train or run models (``CPU_KINDS``, from ``jobs/kinds.py``) take every core: two at once ran about 8x slower
 each (88 s vs 11.6 s an epoch on 2 cores) and a minute-budgeted one silently trained less. So only
 one of them runs at a time; another one is queued (it counts as running for its kind, shows a
 "waiting for …" progress event) and starts when the running one ends.
@@ -22,9 +22,9 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from labeltool.core.progress import Progress
 from labeltool.jobs.child import CHILD_NICE, ChildJob, JobMessage
+from labeltool.jobs.kinds import CPU_KINDS
 
 POLL_MS = 40  # how often running jobs are read (25 polls a second; each poll only reads a pipe)
-CPU_KINDS = frozenset({"train", "analyze", "augment", "demo", "export", "predict", "evaluate"})
 
 
 class JobRunner(QObject):

@@ -30,7 +30,8 @@ from PySide6.QtWidgets import QDockWidget, QMenu, QMessageBox, QSizePolicy, QSta
 from labeltool.core.errors import LabeltoolError
 from labeltool.core.issues import latest_analysis
 from labeltool.core.runs import current_run
-from labeltool.jobs.panel_views import JOB_TITLES, existing_demo_project
+from labeltool.jobs.kinds import ANALYZE, AUGMENT, CHANGES_PROJECT, TITLES
+from labeltool.jobs.panel_views import existing_demo_project
 from labeltool.ml.train_defaults import detect_device
 
 from . import dialogs
@@ -45,10 +46,7 @@ from .review_panel import ReviewPanel
 from .train_panel import TrainPanel
 from .welcome import WelcomeWidget, demo_job_request
 
-ANALYZE_TARGET = "labeltool.jobs.analysis:analyze_job"
-AUGMENT_TARGET = "labeltool.jobs.augment:augment_job"
-TITLES = {**JOB_TITLES, ANALYZE_TARGET: "Label analysis", AUGMENT_TARGET: "Augmentation"}
-CHANGES_PROJECT = frozenset({"train", "analyze", "augment"})  # job kinds whose result is in project.db
+ANALYZE_TARGET, AUGMENT_TARGET = ANALYZE.target, AUGMENT.target  # jobs/kinds.py
 ANALYSIS_FOLDS = 3  # fold models of "Analyze labels" (as jobs/analysis.DEFAULT_FOLDS)
 ANALYSIS_MAX_MINUTES = {"cpu": 12.0, "cuda": 6.0}  # whole analysis at most (as jobs/analysis' default)
 MIN_FOLD_MINUTES = 0.5  # a fold model trains at least this long

@@ -39,9 +39,9 @@ from PySide6.QtWidgets import (
 from labeltool.core import review
 from labeltool.core.errors import LabeltoolError
 from labeltool.core.issue_order import issue_queue
-from labeltool.core.issues import ISSUE_TYPES, accept_issues, latest_analysis, reject_issues
+from labeltool.core.issue_types import issue_types
+from labeltool.core.issues import accept_issues, latest_analysis, reject_issues
 from labeltool.core.model import Analysis, Issue
-from labeltool.core.report import TYPE_TEXT
 from labeltool.core.store import Project
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -145,9 +145,9 @@ class ReviewPanel(QWidget):
         self.title, self.header, self.warning, self.message = header_labels("Review queue")
         self.type_combo, self.class_combo, self.status_combo = QComboBox(), QComboBox(), QComboBox()
         self.type_combo.addItem("All problems", None)
-        for kind in ISSUE_TYPES:
-            self.type_combo.addItem(TYPE_TEXT[kind][0], kind)
-            self.type_combo.setItemData(self.type_combo.count() - 1, TYPE_TEXT[kind][1], Qt.ItemDataRole.ToolTipRole)
+        for kind in issue_types():
+            self.type_combo.addItem(kind.title, kind.name)
+            self.type_combo.setItemData(self.type_combo.count() - 1, kind.meaning, Qt.ItemDataRole.ToolTipRole)
         for value, text in review.STATUS_CHOICES:
             self.status_combo.addItem(text, value)
         self.order_combo = QComboBox()

@@ -19,14 +19,10 @@ from labeltool.core.progress import Progress
 
 from .demo import DEMO_ANALYZE_MINUTES, DEMO_MARKER, DEMO_TRAIN_MINUTES
 from .export import VERIFICATION_SUFFIX, weak_model_note
+from .kinds import DEMO, DEPLOY, EXPORT, TRAIN, VERIFY
 
-TRAIN_TARGET = "labeltool.jobs.model:train_job"
-EXPORT_TARGET = "labeltool.jobs.export:export_model_job"
-VERIFY_TARGET = "labeltool.jobs.export:verify_job"
-DEPLOY_TARGET = "labeltool.jobs.export:deploy_job"
-DEMO_TARGET = "labeltool.jobs.demo:demo_job"
-JOB_TITLES = {TRAIN_TARGET: "Fine-tune", EXPORT_TARGET: "Export", VERIFY_TARGET: "Verification",
-              DEPLOY_TARGET: "Deploy", DEMO_TARGET: "Demo project"}
+TRAIN_TARGET, EXPORT_TARGET, VERIFY_TARGET = TRAIN.target, EXPORT.target, VERIFY.target  # jobs/kinds.py
+DEPLOY_TARGET, DEMO_TARGET = DEPLOY.target, DEMO.target
 
 LOSS_SMOOTHING = 0.8  # EMA weight of the running value (TensorBoard-style, bias-corrected)
 SAME_AP = 0.005  # an AP change smaller than half a point counts as "same" (not coloured)

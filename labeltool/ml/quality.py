@@ -21,6 +21,7 @@ duplicate check handles it); overlooked candidates are thinned by class-agnostic
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import time
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from labeltool.core.issue_types import issue_types, type_names
 from labeltool.ml.cleanlab_inputs import BUILDERS
 
 from .arrays import box_iou as _iou
@@ -66,7 +68,8 @@ FLAG = 0.5  # sub-scores below this become candidates (see the module docstring)
 # (the demo's queue had 12 "add" issues on one dropped chip). Same recall on the benchmark's 10- and
 # 60-epoch fold predictions; box precision@k 0.277 -> 0.297 on the 10-epoch ones.
 OVERLOOKED_NMS_IOU = 0.3
-ISSUE_TYPES = ("overlooked", "swap", "badloc", "spurious", "duplicate")  # [1:] are per labeled box
+BUILT_IN_TYPES = ("overlooked", "swap", "badloc", "spurious", "duplicate")  # [1:] are per labeled box; more
+# checks come from the registry (core/issue_types.py, their ``scorer``), run by :func:`_added_checks`
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,16 +391,44 @@ def score_labels(*, gt_boxes: Sequence[Any], gt_labels: Sequence[Any], pred_boxe
     box_scores, cands = [s for s, _ in checked], [c for _, cs in checked for c in cs]
     cands = _spurious_floor(images, box_scores, cands, th)
     lap("own_checks")
-    label_quality = [np.min(np.stack([s[k] for k in ISSUE_TYPES[1:]]), axis=0) for s in box_scores]
+    added = _added_checks(images, box_scores, th)
+    cands += added
+    lap("added_checks")
+    box_types = [k for k in box_scores[0] if k != "overlooked"] if box_scores else []
+    label_quality = [np.min(np.stack([s[k] for k in box_types]), axis=0) for s in box_scores]
     image_scores = np.ones(len(images))
     for i, s in enumerate(box_scores):
         vals = np.concatenate([label_quality[i], s["overlooked"][~np.isnan(s["overlooked"])]])
         image_scores[i] = min(1.0, float(vals.min())) if vals.size else 1.0
+    order = {name: n for n, name in enumerate(type_names())}
     cands.sort(key=lambda c: (c.score, c.image_index, -1 if c.box_index is None else c.box_index,
-                              ISSUE_TYPES.index(c.type), c.prediction_index or 0))
+                              order.get(c.type, len(order)), c.prediction_index or 0))
     lap("rank")
     timings["total"] = time.perf_counter() - t0
     return QualityResult(th, box_scores, label_quality, image_scores, cands, timings)
+
+
+def _added_checks(images: list[_Image], box_scores: list[dict[str, np.ndarray]],
+                  th: Thresholds) -> list[IssueCandidate]:
+    """Run every registered check with a scorer (core/issue_types.py) on each image's labeled boxes:
+    its scores go into ``box_scores`` (and so into label quality), those below the flag become
+    delete-box candidates."""
+    cands: list[IssueCandidate] = []
+    for kind in issue_types():
+        if kind.scorer is None:
+            continue
+        module, _, name = kind.scorer.partition(":")
+        scorer = getattr(importlib.import_module(module), name)
+        for i, (img, s) in enumerate(zip(images, box_scores, strict=True)):
+            gb, gl = img[0], img[1]
+            scores = np.ones(len(gb)) if not len(gb) else np.clip(np.asarray(scorer(*img, th), dtype=np.float64), 0, 1)
+            if scores.shape != (len(gb),):
+                raise ValueError(f"check {kind.name!r} ({kind.scorer}) returned {scores.shape} scores for "
+                                 f"{len(gb)} labeled boxes")
+            s[kind.name] = scores
+            cands += [IssueCandidate(kind.name, i, b, float(scores[b]), int(gl[b]), None, None)
+                      for b in np.flatnonzero(scores < th.flag)]
+    return cands
 
 
 def _spurious_floor(images: list[_Image], box_scores: list[dict[str, np.ndarray]],

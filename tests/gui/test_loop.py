@@ -16,7 +16,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton
 
-from labeltool.core.issues import ISSUE_TYPES, NewIssue, get_issue, iou, record_analysis
+from labeltool.core.issue_types import BUILT_IN as ISSUE_TYPES
+from labeltool.core.issues import NewIssue, get_issue, iou, record_analysis
 from labeltool.core.store import Project
 from labeltool.gui import main as gui_main
 from labeltool.gui import review_panel as review_module

@@ -70,3 +70,23 @@ def test_checker_catches_a_violation(tmp_path: Path) -> None:
     fake.write_text("from ...ml import something\nimport torch\nfrom . import fine\n")
     found = violations("core", tmp_path / "labeltool")
     assert sorted(v.split(" imports ")[1] for v in found) == ["labeltool.ml", "torch"]
+
+
+def test_job_targets_are_named_once_in_the_job_kind_registry() -> None:
+    import inspect
+    import re
+
+    from labeltool.jobs.kinds import JOB_KINDS
+
+    for kind in JOB_KINDS:  # each resolves to a job (a generator function) in labeltool.jobs
+        assert kind.target.startswith("labeltool.jobs."), kind
+        assert inspect.isgeneratorfunction(kind.function()), kind
+    target = re.compile(r"^labeltool\.jobs\.\w+:\w+$")
+    spelled = []
+    for path in PKG.rglob("*.py"):
+        if path.name == "kinds.py" and path.parent.name == "jobs":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and target.match(node.value):
+                spelled.append(f"{path.relative_to(PKG)}: {node.value}")
+    assert spelled == [], "job targets belong in labeltool/jobs/kinds.py"
