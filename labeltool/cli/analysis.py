@@ -64,6 +64,7 @@ def issue_listing(project_dir: Path, *, types: list[str] | None = None, classes:
     """Issues of the latest analysis as JSON-able dicts (id, type, score, impact, image, box, suggested fix),
     and for the impact order a line saying what they are ordered by (the gain, or why not; else None)."""
     from labeltool.core.issue_order import issue_impacts, issue_queue
+    from labeltool.core.queries import box_xyxy
     from labeltool.core.store import Project
 
     with Project.open(project_dir) as project:
@@ -77,9 +78,7 @@ def issue_listing(project_dir: Path, *, types: list[str] | None = None, classes:
             image = project.image(issue.image_id)
             box = None
             if issue.box_id is not None:
-                rows = project.connection.execute(
-                    "SELECT x1, y1, x2, y2 FROM boxes WHERE id = ?", (issue.box_id,)).fetchall()
-                box = list(rows[0]) if rows else None
+                box = box_xyxy(project, issue.box_id)
             fix = dict(issue.fix)
             if "class_id" in fix:
                 fix["class"] = names.get(fix["class_id"])

@@ -198,12 +198,6 @@ def drop_redo_branch(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE edits SET state = 'dropped' WHERE state = 'undone'")
 
 
-def boxes_images_of_edit(conn: sqlite3.Connection, edit_id: int) -> set[int]:
-    """Ids of the images whose boxes edit ``edit_id`` changed (read from the edit log)."""
-    rows = conn.execute("SELECT before, after FROM edit_changes WHERE edit_id = ? AND entity = 'boxes'", (edit_id,))
-    return {int(json.loads(v)["image_id"]) for row in rows for v in row if v}
-
-
 def undo_target(conn: sqlite3.Connection) -> int | None:
     placeholders = ", ".join("?" * len(UNDO_ACTIONS))
     row = conn.execute(

@@ -29,6 +29,7 @@ from .errors import ProjectLockedError
 
 LOCK_FILENAME = ".labeltool-writer.lock"
 POLL_S = 0.2
+HOLDER_READ_TRIES = 20  # x POLL_S / 4: up to a second for a new holder to say who it is
 
 _held: dict[Path, tuple[IO[bytes], int]] = {}  # project root -> (open lock file, depth)
 _guard = threading.Lock()
@@ -124,6 +125,11 @@ def writer_lock(root: str | Path, what: str, *, wait_s: float = 0.0) -> Iterator
         if time.monotonic() >= deadline:
             fh.close()
             holder = read_holder(root)
+            for _ in range(HOLDER_READ_TRIES):  # the holder writes who it is just after it takes the lock
+                if holder:
+                    break
+                time.sleep(POLL_S / 4)
+                holder = read_holder(root)
             raise ProjectBusyError(busy_message(root, holder), holder)
         time.sleep(POLL_S)
     try:
@@ -141,11 +147,7 @@ def writer_lock(root: str | Path, what: str, *, wait_s: float = 0.0) -> Iterator
     finally:
         with _guard:
             _held.pop(root, None)
-        try:
-            fh.seek(0)
-            fh.truncate()
-        except OSError:
-            pass
+        # who held it stays in the file: a writer refused a moment before this release reads it after
         _unlock(fh)
         fh.close()
 

@@ -28,6 +28,7 @@ from labeltool.core import review
 from labeltool.core.derived import delete_set, get_set, set_members
 from labeltool.core.errors import LabeltoolError
 from labeltool.core.images import thumbnail
+from labeltool.core.queries import image_paths
 from labeltool.core.store import Project
 
 from .dialogs import error_text
@@ -103,7 +104,7 @@ class AugmentPreview(QDialog):
         members = set_members(project, set_id)
         shown = members[:PREVIEW_MAX]
         colors = {c.id: c.color for c in project.classes()}
-        paths = dict(project.connection.execute("SELECT id, path FROM images").fetchall())
+        paths = image_paths(project)
         self.setWindowTitle(f"Augment set #{set_id} — preview")
         self.resize(*DIALOG_SIZE)
         summary = QLabel(review.set_summary(aset))

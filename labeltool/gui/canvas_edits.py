@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from labeltool.core import runs
-from labeltool.core.edits import boxes_images_of_edit
 from labeltool.core.errors import LabeltoolError
+from labeltool.core.queries import images_changed_by_edit
 from labeltool.core.store import Project
 
 from . import geometry as geo
@@ -48,7 +48,7 @@ class CanvasEdits:
         """After undo/redo: ask to show the image the edit changed, when it is not this one."""
         if self.project is None or self.image is None or not isinstance(edit_id, int):
             return
-        touched = boxes_images_of_edit(self.project.connection, edit_id)
+        touched = images_changed_by_edit(self.project, edit_id)
         if touched and self.image.id not in touched:
             self.show_image_requested.emit(min(touched))
 

@@ -7,8 +7,6 @@ store; the ``*_interactive`` methods ask with a dialog, the plain ones take valu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
@@ -25,32 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from labeltool.core.errors import LabeltoolError
+from labeltool.core.queries import ClassCount, class_counts
 from labeltool.core.store import Project
-
-
-@dataclass(frozen=True, slots=True)
-class ClassCount:
-    id: int
-    name: str
-    color: str
-    boxes: int
-    images: int
-
-
-def class_counts(project: Project) -> list[ClassCount]:
-    """Every class in display order with its number of boxes and of images having one (one query)."""
-    rows = project.connection.execute(
-        "SELECT c.id, c.name, c.color, count(b.id), count(DISTINCT b.image_id) FROM classes c "
-        "LEFT JOIN boxes b ON b.class_id = c.id GROUP BY c.id ORDER BY c.position, c.id")
-    return [ClassCount(int(r[0]), str(r[1]), str(r[2]), int(r[3]), int(r[4])) for r in rows]
-
-
-def image_counts(project: Project) -> tuple[int, int, int]:
-    """(images, labeled images, boxes) with two COUNT queries."""
-    n, labeled = project.connection.execute(
-        "SELECT count(*), coalesce(sum(labeled), 0) FROM images").fetchone()
-    boxes = project.connection.execute("SELECT count(*) FROM boxes").fetchone()[0]
-    return int(n), int(labeled), int(boxes)
 
 
 def swatch(color: str, side: int = 14) -> QIcon:

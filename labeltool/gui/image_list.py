@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import (
@@ -31,83 +30,13 @@ from PySide6.QtWidgets import QListView, QWidget
 
 from labeltool.core.errors import LabeltoolError
 from labeltool.core.images import thumbnail
-from labeltool.core.issues import latest_analysis
+from labeltool.core.queries import Filter, ImageRow, query_rows
 from labeltool.core.store import Project
 
 from . import constants as C
 
 SPLITS = ("train", "val", "test")
 _Index = QModelIndex | QPersistentModelIndex
-
-
-@dataclass(frozen=True, slots=True)
-class Filter:
-    """Which images the list shows: kind 'all', 'unlabeled', 'issues', 'class' (value = class id),
-    'split' (value = 'train' / 'val' / 'test' / None for no split)."""
-
-    kind: str = "all"
-    value: object = None
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRow:
-    """One row of the list (no pixels): enough to draw the row text and to open the image."""
-
-    id: int
-    path: str
-    width: int
-    height: int
-    split: str | None
-    labeled: bool
-    boxes: int
-    open_issues: int
-
-    @property
-    def text(self) -> str:
-        """Row text: file name, then markers: ✓ labeled / ○ unlabeled, box count, ⚠ open issues, split."""
-        marks = [("✓ labeled" if self.labeled else "○ unlabeled"), f"{self.boxes} box{'es' if self.boxes != 1 else ''}"]
-        if self.open_issues:
-            marks.append(f"⚠ {self.open_issues} issue{'s' if self.open_issues != 1 else ''}")
-        if self.split:
-            marks.append(self.split)
-        return f"{self.path}\n{'  ·  '.join(marks)}"
-
-
-def query_rows(project: Project, flt: Filter = Filter(), *, image_id: int | None = None) -> list[ImageRow]:
-    """The list's rows under ``flt`` (or the one row of ``image_id``), ordered by id, in one query."""
-    latest = latest_analysis(project)
-    analysis_id = -1 if latest is None else latest.id
-    where, params = [], [analysis_id]
-    if image_id is not None:
-        where.append("i.id = ?")
-        params.append(image_id)
-    if flt.kind == "unlabeled":
-        where.append("i.labeled = 0")
-    elif flt.kind == "issues":
-        where.append("coalesce(q.n, 0) > 0")
-    elif flt.kind == "class":
-        where.append("EXISTS (SELECT 1 FROM boxes c WHERE c.image_id = i.id AND c.class_id = ?)")
-        params.append(flt.value)
-    elif flt.kind == "split":
-        if flt.value is None:
-            where.append("i.split IS NULL")
-        else:
-            where.append("i.split = ?")
-            params.append(flt.value)
-    elif flt.kind != "all":
-        raise ValueError(f"unknown image filter {flt.kind!r}")
-    sql = (
-        "SELECT i.id, i.path, i.width, i.height, i.split, i.labeled, coalesce(b.n, 0), coalesce(q.n, 0) "
-        "FROM images i "
-        "LEFT JOIN (SELECT image_id, count(*) AS n FROM boxes GROUP BY image_id) b ON b.image_id = i.id "
-        "LEFT JOIN (SELECT image_id, count(*) AS n FROM issues WHERE analysis_id = ? AND status = 'open' "
-        "GROUP BY image_id) q ON q.image_id = i.id"
-    )
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY i.id"
-    rows = project.connection.execute(sql, params).fetchall()
-    return [ImageRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], r[7]) for r in rows]
 
 
 def filter_choices(project: Project | None) -> list[tuple[str, Filter]]:

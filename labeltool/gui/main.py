@@ -38,13 +38,14 @@ from PySide6.QtWidgets import (
 
 from labeltool.core.config import DB_FILENAME
 from labeltool.core.errors import LabeltoolError
+from labeltool.core.queries import image_counts
 from labeltool.core.store import Project
 from labeltool.jobs.demo import DEMO_MARKER
 
 from . import constants as C
 from . import dialogs
 from .canvas import Canvas
-from .class_panel import ClassPanel, image_counts
+from .class_panel import ClassPanel
 from .image_list import ImageListModel, ImageListView, ImageRow, filter_choices
 from .loop import LoopMixin
 from .shortcuts import ShortcutSheet, binding_for, keys_of

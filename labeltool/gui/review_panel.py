@@ -42,6 +42,7 @@ from labeltool.core.issue_order import issue_queue
 from labeltool.core.issue_types import issue_types
 from labeltool.core.issues import accept_issues, latest_analysis, reject_issues
 from labeltool.core.model import Analysis, Issue
+from labeltool.core.queries import image_paths
 from labeltool.core.store import Project
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -305,8 +306,7 @@ class ReviewPanel(QWidget):
         """Rows under the filters; re-selects ``keep_id`` if it is still there (quietly)."""
         self.issues = review.filter_issues(self.all_issues, **self.filters())  # type: ignore[arg-type]
         names = {c.id: c.name for c in self.project.classes()} if self.project is not None else {}
-        paths = dict(self.project.connection.execute("SELECT id, path FROM images").fetchall()) \
-            if self.project is not None and self.issues else {}
+        paths = image_paths(self.project) if self.project is not None and self.issues else {}
         self._quiet = True
         try:
             self.model.set_rows(review.issue_rows(self.issues, names=names, paths=paths, gains=self.gains))

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from labeltool.core.model import Run
 from labeltool.core.progress import Progress
+from labeltool.core.queries import labeled_totals
 from labeltool.core.runs import current_run
 from labeltool.core.store import Project
 from labeltool.jobs.panel_views import (
@@ -176,10 +177,7 @@ class TrainPanel(QWidget):
             self._update_buttons()
             return
         self.project_dir = str(project.root)
-        conn = project.connection
-        n_images = int(conn.execute("SELECT count(*) FROM images WHERE labeled = 1").fetchone()[0])
-        n_boxes = int(conn.execute(
-            "SELECT count(*) FROM boxes b JOIN images i ON i.id = b.image_id WHERE i.labeled = 1").fetchone()[0])
+        n_images, n_boxes = labeled_totals(project)
         run = current_run(project)
         if self._device is None:
             self._device = detect_device()

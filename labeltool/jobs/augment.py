@@ -39,6 +39,7 @@ from labeltool.core.images import load_image
 from labeltool.core.issues import latest_analysis
 from labeltool.core.model import Class
 from labeltool.core.progress import Progress
+from labeltool.core.queries import class_images_outside_training
 from labeltool.core.splits import assign_splits
 from labeltool.core.store import Project
 
@@ -170,10 +171,7 @@ def _plan(project: Project, images: list[TrainImage], targets: list[Class], *, m
     shown = Counter(c for im in images for c in im.classes)
     for cls in targets:
         if shown[cls.id] == 0:
-            total, val = project.connection.execute(
-                "SELECT count(DISTINCT b.image_id), count(DISTINCT CASE WHEN i.split = 'val' THEN i.id END) "
-                "FROM boxes b JOIN images i ON i.id = b.image_id WHERE b.class_id = ? AND i.path NOT LIKE 'derived/%'",
-                (cls.id,)).fetchone()
+            total, val = class_images_outside_training(project, cls.id)
             raise ValueError(
                 f"class '{cls.name}' has no labeled training images to augment ({total} labeled image"
                 f"{'s' if total != 1 else ''} show it, {val} of them in validation); label more images of it first")

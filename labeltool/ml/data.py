@@ -22,6 +22,7 @@ from PIL import Image as PILImage
 from labeltool.core.derived import flip_ok_by_class, is_derived_path
 from labeltool.core.errors import ProjectError
 from labeltool.core.images import load_image
+from labeltool.core.queries import snapshot_classes, snapshot_labeled_images
 from labeltool.core.store import Project
 
 LETTERBOX_FILL = 114  # grey padding, the usual detector convention; the same in the edge bundle
@@ -49,35 +50,26 @@ class Sample:
 
 def snapshot_samples(project: Project, snapshot_id: int) -> tuple[list[str], list[Sample]]:
     """Class names (index order) and the labeled images of snapshot ``snapshot_id`` with their boxes."""
-    conn = project.connection
-    classes = conn.execute(
-        "SELECT class_id, name FROM snapshot_classes WHERE snapshot_id = ? ORDER BY position, class_id",
-        (snapshot_id,),
-    ).fetchall()
+    classes = snapshot_classes(project, snapshot_id)
     if not classes:
         raise ProjectError("the project has no classes yet; import labels or add a class before training")
     index = {cid: i for i, (cid, _) in enumerate(classes)}
     boxes = project.snapshot_boxes(snapshot_id, with_ids=True)
     no_flip = {cid for cid, ok in flip_ok_by_class(project).items() if not ok}  # a setting: current, not snapshotted
-    sizes = dict((i, (w, h)) for i, w, h in conn.execute("SELECT id, width, height FROM images"))
     samples = []
-    for image_id, path, split in conn.execute(
-        "SELECT image_id, path, split FROM snapshot_images WHERE snapshot_id = ? AND labeled = 1 ORDER BY image_id",
-        (snapshot_id,),
-    ):
-        rows = boxes.get(image_id, [])
-        w, h = sizes.get(image_id, (0, 0))
+    for im in snapshot_labeled_images(project, snapshot_id):
+        rows = boxes.get(im.image_id, [])
         samples.append(
             Sample(
-                image_id=image_id,
-                path=project.root / path,
+                image_id=im.image_id,
+                path=im.path,
                 boxes=np.array([r[2:] for r in rows], dtype=np.float32).reshape(-1, 4),
                 labels=np.array([index[r[1]] for r in rows], dtype=np.int64),
-                split=split,
-                width=w,
-                height=h,
+                split=im.split,
+                width=im.width,
+                height=im.height,
                 box_ids=np.array([r[0] for r in rows], dtype=np.int64),
-                derived=is_derived_path(path),
+                derived=is_derived_path(im.rel),
                 flip_ok=not any(r[1] in no_flip for r in rows),
             )
         )

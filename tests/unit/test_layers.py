@@ -90,3 +90,21 @@ def test_job_targets_are_named_once_in_the_job_kind_registry() -> None:
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and target.match(node.value):
                 spelled.append(f"{path.relative_to(PKG)}: {node.value}")
     assert spelled == [], "job targets belong in labeltool/jobs/kinds.py"
+
+
+def test_sql_stays_in_the_store() -> None:
+    """Only core/ talks to the database: no .execute(, .connection or SQL text in ml/, jobs/, gui/, cli/."""
+    import re
+
+    sql = re.compile(r"^\s*(SELECT\s.*\bFROM\b|INSERT\s+INTO\b|UPDATE\s+\w+\s+SET\b|DELETE\s+FROM\b|"
+                     r"CREATE\s+(TABLE|INDEX|TRIGGER)\b|PRAGMA\s)", re.DOTALL)
+    found = []
+    for path in PKG.rglob("*.py"):
+        if path.relative_to(PKG).parts[0] == "core":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Attribute) and node.attr in ("execute", "executemany", "connection"):
+                found.append(f"{path.relative_to(PKG)}:{node.lineno} .{node.attr}")
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and sql.match(node.value):
+                found.append(f"{path.relative_to(PKG)}:{node.lineno} SQL {node.value[:40]!r}")
+    assert found == [], "SQL belongs in labeltool/core (core/queries.py for read-only queries)"
