@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from labeltool.core.progress import Progress
+from labeltool.jobs.eta import ProgressClock
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -29,7 +30,7 @@ class ProgressPrinter:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._stage = ""
-        self._first: dict[str, tuple[float, int]] = {}  # stage -> (time, done) when first seen
+        self._clock = ProgressClock()  # the window's job panel estimates with the same clock
         self._last_draw = 0.0
 
     def __call__(self, p: Progress) -> None:
@@ -45,7 +46,7 @@ class ProgressPrinter:
             self.stream.flush()
             return
         now = time.monotonic()
-        self._first.setdefault(p.stage, (now, p.done))
+        self._clock.update(p, now)
         changed = p.stage != self._stage
         if changed and self._stage and self.tty:
             self.stream.write("\n")
@@ -65,10 +66,8 @@ class ProgressPrinter:
             return f"{p.stage:>8} {p.message[:70]}"
         frac = min(1.0, p.done / p.total)
         filled = int(frac * 30)
-        t_first, done_first = self._first[p.stage]
-        rate = (p.done - done_first) / max(1e-9, now - t_first)
-        eta = (f" ETA {(p.total - p.done) / rate:4.0f}s" if 0 < frac < 1 and rate > 0 and now - t_first > 1
-               and p.stage not in self.NO_ETA_STAGES else "")
+        left = self._clock.eta(now) if 0 < frac < 1 and p.stage not in self.NO_ETA_STAGES else None
+        eta = f" ETA {left:4.0f}s" if left is not None else ""
         return f"{p.stage:>8} [{'#' * filled}{'.' * (30 - filled)}] {p.done}/{p.total}{eta} {p.message[:40]}"
 
     def close(self) -> None:

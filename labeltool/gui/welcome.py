@@ -126,7 +126,7 @@ class WelcomeWidget(QWidget):
             self.demo_label.setText(
                 f"Builds it in {self.demo_root} first: 200 generated parts with defects, 10 % of the labels "
                 "deliberately wrong; then trains a first model and looks for the wrong labels "
-                "(about 7 minutes on a 2-core laptop CPU).")
+                "(about 8 minutes on a 2-core laptop CPU).")
 
     def set_recent(self, paths: Sequence[str]) -> None:
         """The recent projects, newest first; folders that are gone are shown greyed out."""

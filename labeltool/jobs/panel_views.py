@@ -297,7 +297,7 @@ def default_demo_root() -> Path:
 def demo_job_kwargs(root: Path, *, analysis: bool = True) -> dict[str, Any]:
     """Arguments of ``demo_job`` for a newcomer: noisy demo labels, a first model and (with
     ``analysis``) the suspected label errors; the fixes, fine-tuning and export are left to the user in
-    the window. About 7 min on 2 CPU cores (2.5 without analysis; the full demo's step times, README)."""
+    the window. About 8 min on 2 CPU cores (2.5 without analysis; the full demo's step times, README)."""
     return {"root": str(root), "train_minutes": DEMO_TRAIN_MINUTES,
             "analyze_minutes": DEMO_ANALYZE_MINUTES if analysis else 0.0, "review": 0, "finetune_epochs": 0,
             "export": False}
