@@ -163,6 +163,28 @@ def read_manifest(bundle_dir: Path, *, where: str | None = None) -> dict[str, An
     return parse_manifest(raw, where=where)
 
 
+MAX_MANIFEST_BYTES = 16 * 1024**2  # a manifest lists a dozen files; more is not a bundle's
+
+
+def bundle_manifest(bundle: Path) -> dict[str, Any]:
+    """The manifest of a bundle folder or .zip, structurally checked, without hashing or unpacking the
+    files (who signed it can be decided from this alone; the files are checked where they are used)."""
+    bundle = Path(bundle)
+    if bundle.is_dir():
+        return read_manifest(bundle)
+    try:
+        with zipfile.ZipFile(bundle) as zf:
+            info = zf.getinfo(MANIFEST)
+            if info.file_size > MAX_MANIFEST_BYTES:
+                raise BundleError(f"{bundle}: {MANIFEST} is {info.file_size:,} bytes; this is not a labeltool bundle")
+            raw = zf.read(info)
+    except KeyError:
+        raise BundleError(f"{bundle} has no {MANIFEST}: it is not a labeltool bundle zip") from None
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BundleError(f"{bundle} is neither a bundle folder nor a readable bundle .zip ({exc})") from exc
+    return parse_manifest(raw, where=str(bundle))
+
+
 def parse_manifest(raw: bytes, *, where: str) -> dict[str, Any]:
     """Parse manifest bytes and check their structure; ``where`` names the bundle in messages."""
     redo = "re-export the bundle with labeltool"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from . import config
+from .queries import image_paths
+from .runs import list_runs
+from .store import Project
 
 INCOMING_MARK = ".incoming-"
 PENDING_DIRNAME = ".pending"
@@ -71,21 +73,12 @@ def clean_leftovers(root: Path) -> list[str]:
     Call only while holding the project's writer lock.
     """
     root = Path(root)
-    db_path = root / config.DB_FILENAME
-    if not db_path.is_file() or db_path.stat().st_size == 0:
+    if not (root / config.DB_FILENAME).is_file():
         return []
-    done: list[str] = []
-    conn = sqlite3.connect(str(db_path), timeout=config.BUSY_TIMEOUT_S)
-    try:
-        paths = {r[0] for r in conn.execute("SELECT path FROM images")}
-        runs = {r[0] for r in conn.execute("SELECT path FROM runs")}
-    except sqlite3.Error:
-        return []  # a project of an older schema is upgraded on open; cleaned next time
-    finally:
-        conn.close()
-    done += _incoming(root, paths)
-    done += _runs(root, runs)
-    done += _pending(root)
+    with Project.open(root) as project:  # a damaged database says so here, as it would for the job
+        paths = set(image_paths(project).values())
+        runs = {r.path for r in list_runs(project)}
+        done = _incoming(root, paths) + _runs(root, runs) + _pending(project)
     return done
 
 
@@ -131,9 +124,9 @@ def _runs(root: Path, runs: set[str]) -> list[str]:
     return done
 
 
-def _pending(root: Path) -> list[str]:
+def _pending(project: Project) -> list[str]:
     done = []
-    folder = root / PENDING_DIRNAME
+    folder = project.root / PENDING_DIRNAME
     if not folder.is_dir():
         return done
     for note in sorted(folder.glob("*.json")):
@@ -142,13 +135,8 @@ def _pending(root: Path) -> list[str]:
         except (OSError, ValueError):
             what = {}
         split_edit = what.get("split_edit") if isinstance(what, dict) else None
-        if isinstance(split_edit, int):
-            from .store import Project
-
-            with Project.open(root) as project:
-                undone = project.undo(only=split_edit)
-            if undone is not None:
-                done.append(f"took back the train/val split a stopped {what.get('job', 'training')} had assigned")
+        if isinstance(split_edit, int) and project.undo(only=split_edit) is not None:
+            done.append(f"took back the train/val split a stopped {what.get('job', 'training')} had assigned")
         note.unlink(missing_ok=True)
     for tmp in folder.glob("*.tmp"):
         tmp.unlink(missing_ok=True)

@@ -151,7 +151,3 @@ def writer_lock(root: str | Path, what: str, *, wait_s: float = 0.0) -> Iterator
         _unlock(fh)
         fh.close()
 
-
-def is_locked_here(root: str | Path) -> bool:
-    """Whether this process holds the project's writer lock."""
-    return Path(root).expanduser().resolve() in _held

@@ -16,7 +16,7 @@ from typing import Any
 
 from .derived import AugmentSet
 from .issue_types import issue_type, type_names
-from .issue_types import title as type_title_of
+from .issue_types import title as type_title  # 'swap' -> 'Wrong class'
 from .model import Analysis, Box, Class, Issue
 from .report import WEAK_CLASS_KEYS, fix_text
 from .store import Project
@@ -54,11 +54,6 @@ def filter_issues(issues: Iterable[Issue], *, type: str | None = None, class_id:
     return [i for i in issues
             if (type is None or i.type == type) and (status is None or i.status == status)
             and (class_id is None or concerns_class(i, class_id))]
-
-
-def type_title(kind: str) -> str:
-    """'swap' -> 'Wrong class' (the words of the report)."""
-    return type_title_of(kind)
 
 
 def counts_text(issues: Sequence[Issue]) -> str:

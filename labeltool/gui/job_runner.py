@@ -69,7 +69,10 @@ class JobRunner(QObject):
             self.progress.emit(kind, Progress("queued", 0, 0, f"waiting for {self._titles.get(busy, busy)} to "
                                                               "finish (one model job at a time uses all cores)"))
             return True
-        return self._launch(kind, target, kwargs, title)
+        if not self._launch(kind, target, kwargs, title):
+            return False
+        self.running_changed.emit(kind, True)
+        return True
 
     def _cpu_job(self) -> str | None:
         return next((k for k in self._jobs if k in CPU_KINDS), None)
@@ -86,7 +89,6 @@ class JobRunner(QObject):
         self._jobs[kind] = job
         self._titles[kind] = title
         self._timer.start()
-        self.running_changed.emit(kind, True)
         return True
 
     def cancel(self, kind: str) -> None:

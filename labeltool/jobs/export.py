@@ -21,7 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labeltool.core.bundle import extract_bundle, read_manifest, verify_manifest, write_manifest, zip_bundle
+from labeltool.core.bundle import (
+    bundle_manifest,
+    extract_bundle,
+    read_manifest,
+    verify_manifest,
+    write_manifest,
+    zip_bundle,
+)
 from labeltool.core.errors import BundleError, ExportError, ModelError, ProjectError
 from labeltool.core.progress import Progress
 from labeltool.core.runs import get_run
@@ -299,9 +306,8 @@ def deploy_job(bundle: Path | None, target: str, *, rollback: bool = False, trus
         verified = None
         if verification.is_file():
             verified = bool(json.loads(verification.read_text(encoding="utf-8")).get("verified"))
-        with tempfile.TemporaryDirectory(prefix="lt-deploy-") as stack_dir:
-            bdir = _open_bundle(Path(bundle), tempfile.TemporaryDirectory(dir=stack_dir))
-            require_trusted(read_manifest(bdir), where=str(bundle), action="install it", trust=trust_bundle)
+        # the signature is over the manifest; deploy checks every file against it while it copies
+        require_trusted(bundle_manifest(Path(bundle)), where=str(bundle), action="install it", trust=trust_bundle)
         yield Progress("deploy", 0, 1, f"deploying {bundle} to {target}")
         result = dep.deploy(Path(bundle), target, **ssh_options)
         yield Progress("deploy", 1, 1, "done")
